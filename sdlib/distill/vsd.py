@@ -1,0 +1,201 @@
+r"""Variational Score Distillation (VSD), ProlificDreamer (Wang et al., 2023, arXiv 2305.16213).
+
+VSD replaces SDS's zero-mean control variate ``ε`` by the noise prediction of a second
+diffusion model that tracks the distribution of the current renders:
+
+    grad_VSD = ω(t) (ε̂(x_t; y, t) − ε̂_φ(x_t; y, c, t)),
+
+where ``ε̂_φ`` is a LoRA copy of the prior's UNet conditioned on the camera ``c`` (its
+flattened 4×4 camera-to-world matrix through a small MLP, added to the time embedding), trained
+alongside the 3-D model with the ordinary denoising loss on *detached* renders,
+
+    L_φ = E_{t ~ U[0, T), ε} || ε̂_φ(α_t x + σ_t ε; y, c, t) − target ||²,
+
+``target = ε`` for an ε-prediction prior and ``v = α_t ε − σ_t x`` for a v-prediction one; the
+camera is dropped (set to zero) 10% of the time (threestudio's ``prolificdreamer.yaml``).
+In SteinDreamer's reading, ``ε̂_φ`` is a learned control variate; unlike ``ε`` it is not
+exactly zero-mean, and VSD's target is a different (particle-variational) objective.
+
+Here the camera MLP's last layer starts at zero and the LoRA ``B`` matrices start at zero, so
+at initialisation ``ε̂_φ`` is the prior's conditional prediction: with guidance scale 1 the
+first VSD gradients are exactly zero.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from sdlib.distill.common import alpha_sigma
+
+__all__ = ["VSDConfig", "VSD", "vsd_gradient", "CameraEmbedding", "to_epsilon"]
+
+
+@dataclass(frozen=True)
+class VSDConfig:
+    """Configuration of VSD's LoRA model ``ε̂_φ``."""
+
+    lora_rank: int = 16
+    """Rank of the LoRA adapters on the UNet's attention projections."""
+    lora_alpha: float = 16.0
+    """LoRA scaling numerator (the update is scaled by lora_alpha / lora_rank)."""
+    lr: float = 1e-4
+    """Adam learning rate of the LoRA weights and the camera MLP."""
+    camera_dropout: float = 0.1
+    """Probability of replacing the camera condition by zeros in LoRA training."""
+    train_steps_per_step: int = 1
+    """LoRA updates per distillation step."""
+    target_modules: tuple[str, ...] = ("to_q", "to_k", "to_v", "to_out.0")
+    """Attention projections that get LoRA adapters."""
+
+    def __post_init__(self) -> None:
+        if self.lora_rank < 1:
+            raise ValueError(f"VSDConfig.lora_rank={self.lora_rank} must be >= 1")
+        if not 0.0 <= self.camera_dropout <= 1.0:
+            raise ValueError(f"VSDConfig.camera_dropout={self.camera_dropout} not in [0, 1]")
+        if self.lr <= 0:
+            raise ValueError(f"VSDConfig.lr={self.lr} must be > 0")
+
+
+class CameraEmbedding(nn.Module):
+    """Flattened camera-to-world ``[B, 4, 4]`` → ``[B, D]`` added to the UNet's time embedding.
+
+    Two linear layers with a SiLU (diffusers' ``TimestepEmbedding`` shape); the last layer
+    starts at zero, so the embedding starts at zero.
+    """
+
+    def __init__(self, out_dim: int, hidden: int | None = None) -> None:
+        super().__init__()
+        hidden = hidden or out_dim
+        self.linear_1 = nn.Linear(16, hidden)
+        self.act = nn.SiLU()
+        self.linear_2 = nn.Linear(hidden, out_dim)
+        nn.init.zeros_(self.linear_2.weight)
+        nn.init.zeros_(self.linear_2.bias)
+
+    def forward(self, c2w: Tensor) -> Tensor:
+        return self.linear_2(self.act(self.linear_1(c2w.reshape(c2w.shape[0], 16))))
+
+
+def to_epsilon(
+    model_output: Tensor, x_t: Tensor, alphas_cumprod: Tensor, t: Tensor, prediction_type: str
+) -> Tensor:
+    """Converts a UNet output to a noise prediction: ``ε = α_t v + σ_t x_t`` for v-prediction."""
+    if prediction_type == "epsilon":
+        return model_output
+    if prediction_type == "v_prediction":
+        alpha, sigma = alpha_sigma(alphas_cumprod, t)
+        shape = (-1, *([1] * (x_t.dim() - 1)))
+        return alpha.reshape(shape) * model_output + sigma.reshape(shape) * x_t
+    raise ValueError(
+        f"prediction_type={prediction_type!r}; accepted: 'epsilon', 'v_prediction'"
+    )
+
+
+def vsd_gradient(eps_pred: Tensor, eps_lora: Tensor, weight: Tensor) -> Tensor:
+    """``ω(t) (ε̂ − ε̂_φ)`` for ``[B, C, H, W]`` predictions and ``[B]`` weights (detached)."""
+    w = weight.reshape(-1, *([1] * (eps_pred.dim() - 1))).to(eps_pred.dtype)
+    return (w * (eps_pred - eps_lora)).detach()
+
+
+class VSD:
+    """The LoRA model ``ε̂_φ`` of VSD, its prediction and its training step.
+
+    Args:
+        unet: the prior's ``diffusers.UNet2DConditionModel`` (not modified: a copy gets LoRA).
+        alphas_cumprod: ``[T]`` the prior's schedule.
+        prediction_type: ``"epsilon"`` or ``"v_prediction"`` (the prior's scheduler's).
+        config: the configuration.
+
+    Requires ``peft`` (a declared dependency), imported here.
+    """
+
+    def __init__(
+        self,
+        unet: nn.Module,
+        alphas_cumprod: Tensor,
+        prediction_type: str,
+        config: VSDConfig = VSDConfig(),
+    ) -> None:
+        from peft import LoraConfig
+
+        if prediction_type not in ("epsilon", "v_prediction"):
+            raise ValueError(
+                f"VSD: prediction_type={prediction_type!r}; accepted: 'epsilon', 'v_prediction'"
+            )
+        self.config = config
+        self.prediction_type = prediction_type
+        self.alphas_cumprod = alphas_cumprod
+        lora_unet: Any = copy.deepcopy(unet)
+        lora_unet.requires_grad_(False)
+        lora_unet.add_adapter(
+            LoraConfig(
+                r=config.lora_rank,
+                lora_alpha=config.lora_alpha,
+                init_lora_weights="gaussian",
+                target_modules=list(config.target_modules),
+            )
+        )
+        time_dim = lora_unet.time_embedding.linear_2.out_features
+        param = next(unet.parameters())
+        lora_unet.class_embedding = CameraEmbedding(time_dim).to(param.device, param.dtype)
+        self.unet = lora_unet
+        self.parameters = [p for p in lora_unet.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.Adam(self.parameters, lr=config.lr)
+
+    def predict_noise(
+        self, x_t: Tensor, t: Tensor, text_embeddings: Tensor, c2w: Tensor
+    ) -> Tensor:
+        """``ε̂_φ(x_t; y, c, t)`` ``[B, C, H, W]`` (no gradient).
+
+        Args:
+            x_t: ``[B, C, H, W]`` noised latents.
+            t: ``[B]`` integer timesteps.
+            text_embeddings: ``[B, L, D]`` conditional text embeddings.
+            c2w: ``[B, 4, 4]`` camera-to-world matrices.
+        """
+        with torch.no_grad():
+            out = self.unet(x_t, t, encoder_hidden_states=text_embeddings, class_labels=c2w).sample
+        return to_epsilon(out, x_t, self.alphas_cumprod, t, self.prediction_type)
+
+    def train_step(
+        self,
+        latents: Tensor,
+        text_embeddings: Tensor,
+        c2w: Tensor,
+        generator: torch.Generator | None = None,
+    ) -> float:
+        """One Adam step of the LoRA model's denoising loss on detached latents; returns the loss.
+
+        Args:
+            latents: ``[B, C, H, W]`` clean latents of the current renders (detached here).
+            text_embeddings: ``[B, L, D]`` conditional text embeddings.
+            c2w: ``[B, 4, 4]`` cameras; each is zeroed with probability ``camera_dropout``.
+            generator: for reproducible ``t``, noise and dropout draws (CPU generator).
+        """
+        x = latents.detach()
+        b = x.shape[0]
+        num_t = self.alphas_cumprod.shape[0]
+        t = torch.randint(0, num_t, (b,), generator=generator).to(x.device)
+        eps = torch.randn(x.shape, generator=generator).to(x.device, x.dtype)
+        alpha, sigma = alpha_sigma(self.alphas_cumprod, t)
+        shape = (-1, *([1] * (x.dim() - 1)))
+        x_t = alpha.reshape(shape).to(x.dtype) * x + sigma.reshape(shape).to(x.dtype) * eps
+        drop = torch.rand(b, generator=generator).to(x.device) < self.config.camera_dropout
+        cam = torch.where(drop[:, None, None], torch.zeros_like(c2w), c2w)
+        if self.prediction_type == "epsilon":
+            target = eps
+        else:
+            target = alpha.reshape(shape).to(x.dtype) * eps - sigma.reshape(shape).to(x.dtype) * x
+        with torch.enable_grad():
+            out = self.unet(x_t, t, encoder_hidden_states=text_embeddings.detach(),
+                            class_labels=cam).sample
+            loss = torch.nn.functional.mse_loss(out.float(), target.float())
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+        self.optimizer.step()
+        return float(loss.detach())
