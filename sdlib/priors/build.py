@@ -1,0 +1,286 @@
+"""Builders for Stable-Diffusion-format and DPT models of any size, from scratch.
+
+Used by the training commands (ShapeZoo-SD, ShapeZoo-DPT) and by the tests (tiny random models),
+so the shipped weights and the test models have the same layout as the real ones:
+``StableDiffusionPipeline.save_pretrained`` (``tokenizer/ text_encoder/ vae/ unet/ scheduler/``)
+and ``DPTForDepthEstimation.save_pretrained`` + ``preprocessor_config.json``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+__all__ = [
+    "SDArchitecture",
+    "DPTArchitecture",
+    "prompt_words",
+    "build_tokenizer",
+    "build_sd_components",
+    "save_sd",
+    "build_dpt",
+    "save_dpt",
+    "SPECIAL_TOKENS",
+]
+
+SPECIAL_TOKENS = ("<|startoftext|>", "<|endoftext|>")
+_WORD = re.compile(r"[a-z]+|[0-9]|[^\sa-z0-9]+")
+
+
+@dataclass(frozen=True)
+class SDArchitecture:
+    """Sizes of a Stable-Diffusion-format model (defaults: ShapeZoo-SD, about 12.8M parameters)."""
+
+    image_size: int = 64
+    """Image resolution in pixels."""
+    vae_channels: tuple[int, ...] = (48, 96, 96)
+    """VAE block widths; downscale factor ``2 ** (len - 1)`` (4 here → 16×16 latents)."""
+    vae_layers_per_block: int = 1
+    """ResNet layers per VAE block."""
+    latent_channels: int = 4
+    """Latent channels (4, as SD)."""
+    unet_channels: tuple[int, ...] = (64, 128, 128)
+    """UNet block widths; the last two blocks have cross-attention."""
+    unet_layers_per_block: int = 2
+    """ResNet layers per UNet block."""
+    attention_head_dim: int = 32
+    """Channels per attention head in the UNet."""
+    text_hidden: int = 128
+    """Text encoder width (= cross-attention dim)."""
+    text_layers: int = 3
+    """Text encoder transformer layers."""
+    text_heads: int = 4
+    """Text encoder attention heads."""
+    max_length: int = 77
+    """Tokenizer / text encoder length (77, as CLIP)."""
+    prediction_type: Literal["epsilon", "v_prediction"] = "epsilon"
+    """What the UNet predicts."""
+    norm_groups: int = 16
+    """GroupNorm groups in VAE and UNet (must divide every width)."""
+
+    @property
+    def vae_scale_factor(self) -> int:
+        return 2 ** (len(self.vae_channels) - 1)
+
+
+def prompt_words(prompts: list[str]) -> list[str]:
+    """CLIP-style words (lower-case letter runs, digits, punctuation) of ``prompts``, sorted."""
+    words: set[str] = set()
+    for p in prompts:
+        words.update(_WORD.findall(p.lower()))
+    return sorted(words)
+
+
+def build_tokenizer(prompts: list[str], max_length: int = 77):
+    """A ``CLIPTokenizer`` whose vocabulary holds every word of ``prompts`` as one token.
+
+    The vocabulary also holds every lower-case letter and digit (alone and word-final), so any
+    other text tokenizes into characters instead of failing. Merges build each word from its
+    characters, left to right (transformers 5: ``CLIPTokenizer(vocab=dict, merges=list)``).
+    """
+    from transformers import CLIPTokenizer
+
+    tokens: list[str] = list(SPECIAL_TOKENS)
+    seen = set(tokens)
+    merges: list[tuple[str, str]] = []
+    seen_merges: set[tuple[str, str]] = set()
+
+    def add(tok: str) -> None:
+        if tok not in seen:
+            seen.add(tok)
+            tokens.append(tok)
+
+    for ch in "abcdefghijklmnopqrstuvwxyz0123456789,.'-":
+        add(ch)
+        add(ch + "</w>")
+    for word in prompt_words(prompts):
+        chars = list(word)
+        chars[-1] += "</w>"
+        for c in chars:
+            add(c)
+        cur = chars[0]
+        for c in chars[1:]:
+            if (cur, c) not in seen_merges:
+                seen_merges.add((cur, c))
+                merges.append((cur, c))
+            cur += c
+            add(cur)
+    vocab = {tok: i for i, tok in enumerate(tokens)}
+    return CLIPTokenizer(
+        vocab=vocab,
+        merges=merges,
+        unk_token=SPECIAL_TOKENS[1],
+        bos_token=SPECIAL_TOKENS[0],
+        eos_token=SPECIAL_TOKENS[1],
+        pad_token=SPECIAL_TOKENS[1],
+        model_max_length=max_length,
+    )
+
+
+def build_sd_components(arch: SDArchitecture, prompts: list[str], seed: int = 0) -> dict[str, Any]:
+    """Randomly initialised ``tokenizer``, ``text_encoder``, ``vae``, ``unet``, ``scheduler``.
+
+    The scheduler is SD's: DDPM, 1000 steps, ``scaled_linear`` betas 0.00085–0.012 (DESIGN.md §7:
+    a cosine schedule with ε-prediction leaves the mean colour undetermined).
+    """
+    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    torch.manual_seed(seed)
+    tokenizer = build_tokenizer(prompts, arch.max_length)
+    text_config = CLIPTextConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=arch.text_hidden,
+        intermediate_size=4 * arch.text_hidden,
+        num_hidden_layers=arch.text_layers,
+        num_attention_heads=arch.text_heads,
+        max_position_embeddings=arch.max_length,
+        projection_dim=arch.text_hidden,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    text_encoder = CLIPTextModel(text_config)
+    n_vae = len(arch.vae_channels)
+    vae = AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        latent_channels=arch.latent_channels,
+        down_block_types=("DownEncoderBlock2D",) * n_vae,
+        up_block_types=("UpDecoderBlock2D",) * n_vae,
+        block_out_channels=tuple(arch.vae_channels),
+        layers_per_block=arch.vae_layers_per_block,
+        norm_num_groups=arch.norm_groups,
+        sample_size=arch.image_size,
+    )
+    n_unet = len(arch.unet_channels)
+    down = ("DownBlock2D",) + ("CrossAttnDownBlock2D",) * (n_unet - 1)
+    up = ("CrossAttnUpBlock2D",) * (n_unet - 1) + ("UpBlock2D",)
+    heads = tuple(max(1, c // arch.attention_head_dim) for c in arch.unet_channels)
+    unet = UNet2DConditionModel(
+        sample_size=arch.image_size // arch.vae_scale_factor,
+        in_channels=arch.latent_channels,
+        out_channels=arch.latent_channels,
+        down_block_types=down,
+        up_block_types=up,
+        block_out_channels=tuple(arch.unet_channels),
+        layers_per_block=arch.unet_layers_per_block,
+        cross_attention_dim=arch.text_hidden,
+        attention_head_dim=heads,
+        norm_num_groups=arch.norm_groups,
+    )
+    scheduler = DDPMScheduler(
+        num_train_timesteps=1000,
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        prediction_type=arch.prediction_type,
+        clip_sample=False,
+        steps_offset=1,
+        timestep_spacing="leading",
+    )
+    return {
+        "tokenizer": tokenizer,
+        "text_encoder": text_encoder,
+        "vae": vae,
+        "unet": unet,
+        "scheduler": scheduler,
+    }
+
+
+def save_sd(
+    folder: str | os.PathLike,
+    components: dict[str, Any],
+    dtype: torch.dtype = torch.float32,
+    max_shard_size: str = "14MB",
+) -> Path:
+    """Saves the components as a ``StableDiffusionPipeline`` folder (no safety checker).
+
+    Weights are written as ``dtype`` safetensors, sharded above ``max_shard_size``; the modules
+    themselves are left in their dtype.
+    """
+    import copy
+
+    from diffusers import StableDiffusionPipeline
+
+    mods = {
+        k: copy.deepcopy(components[k]).to("cpu", dtype) for k in ("text_encoder", "vae", "unet")
+    }
+    pipe = StableDiffusionPipeline(
+        **mods,
+        tokenizer=components["tokenizer"],
+        scheduler=components["scheduler"],
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipe.save_pretrained(os.fspath(folder), safe_serialization=True, max_shard_size=max_shard_size)
+    return Path(folder)
+
+
+@dataclass(frozen=True)
+class DPTArchitecture:
+    """Sizes of a small ViT-backbone ``DPTForDepthEstimation`` (defaults: ShapeZoo-DPT, ~1.8M)."""
+
+    image_size: int = 64
+    """Input resolution."""
+    patch_size: int = 8
+    """ViT patch size."""
+    hidden_size: int = 128
+    """ViT width."""
+    num_layers: int = 4
+    """ViT layers (one DPT read-out per layer)."""
+    num_heads: int = 4
+    """ViT attention heads."""
+    neck_hidden_sizes: tuple[int, int, int, int] = (32, 64, 128, 128)
+    """Reassemble widths."""
+    fusion_hidden_size: int = 64
+    """Fusion width."""
+
+
+def build_dpt(arch: DPTArchitecture, seed: int = 0):
+    """A randomly initialised ``DPTForDepthEstimation`` (ViT backbone, not hybrid)."""
+    from transformers import DPTConfig, DPTForDepthEstimation
+
+    torch.manual_seed(seed)
+    config = DPTConfig(
+        hidden_size=arch.hidden_size,
+        num_hidden_layers=arch.num_layers,
+        num_attention_heads=arch.num_heads,
+        intermediate_size=4 * arch.hidden_size,
+        image_size=arch.image_size,
+        patch_size=arch.patch_size,
+        backbone_out_indices=list(range(arch.num_layers - 4, arch.num_layers)),
+        neck_hidden_sizes=list(arch.neck_hidden_sizes),
+        fusion_hidden_size=arch.fusion_hidden_size,
+        reassemble_factors=[4, 2, 1, 0.5],
+        head_in_index=-1,
+    )
+    return DPTForDepthEstimation(config)
+
+
+def save_dpt(folder: str | os.PathLike, model, dtype: torch.dtype = torch.float32) -> Path:
+    """``save_pretrained`` (``dtype`` safetensors) + ``preprocessor_config.json`` (mean/std 0.5)."""
+    import copy
+
+    from transformers import DPTImageProcessor
+
+    out = Path(folder)
+    copy.deepcopy(model).to("cpu", dtype).save_pretrained(os.fspath(out), safe_serialization=True)
+    size = int(model.config.image_size)
+    DPTImageProcessor(
+        do_resize=True,
+        size={"height": size, "width": size},
+        keep_aspect_ratio=False,
+        do_rescale=True,
+        do_normalize=True,
+        image_mean=[0.5, 0.5, 0.5],
+        image_std=[0.5, 0.5, 0.5],
+        do_pad=False,
+    ).save_pretrained(os.fspath(out))
+    return out
