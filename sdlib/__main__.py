@@ -1,26 +1,126 @@
-"""The ``sdlib`` command line.
+"""The ``sdlib`` command line (also ``python -m sdlib``).
 
-    sdlib figures list                    # the committed figures and their notebooks
-    sdlib figures regenerate <fig_id>     # re-run the notebook behind a figure
+    sdlib generate "a red mushroom with white spots" --method ssd      # text-to-3D
+    sdlib generate "a hamburger" --preset paper --prior stabilityai/stable-diffusion-2-1-base \\
+        --depth Intel/dpt-hybrid-midas                               # real SD and MiDaS
+    sdlib variance "a red ball" --methods sds,vsd,ssd --checkpoint outputs/x/checkpoint.pt
+    sdlib figures list | regenerate <fig_id>
+
+``generate`` defaults to the shipped ShapeZoo models and CUDA when present; it writes the
+config, ``metrics.jsonl``, a checkpoint (a second call resumes it), a turntable video and a
+mesh into ``--out``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from pathlib import Path
+
+
+def _train_config(args: argparse.Namespace):
+    from sdlib.train import paper_config, shapezoo_config
+
+    preset = {"shapezoo": shapezoo_config, "paper": paper_config}[args.preset]
+    overrides = {}
+    for name in ("steps", "batch_size", "render_size", "guidance_scale", "seed", "device",
+                 "prior", "depth", "eval_every", "checkpoint_every"):
+        value = getattr(args, name, None)
+        if value is not None:
+            overrides[name] = value
+    return preset(args.prompt, args.method, **overrides)
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("prompt", help="text prompt (ShapeZoo prompts get ground-truth metrics)")
+    p.add_argument("--preset", choices=["shapezoo", "paper"], default="shapezoo",
+                   help="shapezoo: shipped small models, 64²; paper: SD 2.1-base + MiDaS settings")
+    p.add_argument("--prior", help="diffusers Stable Diffusion repo id or folder ('shapezoo')")
+    p.add_argument("--depth", help="transformers depth model repo id or folder ('shapezoo')")
+    p.add_argument("--device", help="torch device (default: cuda when present, else cpu)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--batch-size", dest="batch_size", type=int, help="views per step")
+    p.add_argument("--render-size", dest="render_size", type=int, help="render resolution")
+    p.add_argument("--guidance-scale", dest="guidance_scale", type=float,
+                   help="classifier-free guidance s (diffusers' convention)")
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from sdlib.train import Trainer
+
+    cfg = _train_config(args)
+    out = Path(args.out or f"outputs/{cfg.method}_{'_'.join(cfg.prompt.split())[:60]}")
+    trainer = Trainer(cfg, out_dir=out)
+    result = trainer.run(progress=not args.quiet)
+    print(json.dumps({"out_dir": str(result.out_dir), "steps": result.steps,
+                      "metrics": result.metrics,
+                      "turntable": str(result.turntable) if result.turntable else None,
+                      "mesh": str(result.mesh) if result.mesh else None}, indent=2))
+    return 0
+
+
+def _variance(args: argparse.Namespace) -> int:
+    from sdlib.gradient_variance import compare_at_shared_theta
+    from sdlib.train import Trainer
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    trainers = {}
+    prior = depth = None
+    for method in methods:
+        args.method = method
+        cfg = _train_config(args)
+        trainer = Trainer(cfg, prior=prior, depth=depth)
+        prior, depth = trainer.prior, trainer.depth_prior or depth
+        trainers[method] = trainer
+    if args.checkpoint:
+        state = args.checkpoint
+    else:  # the initial θ, shared
+        state = next(iter(trainers.values())).field.state_dict()
+    reports = compare_at_shared_theta(trainers, state, args.n_samples)
+    table = {m: r.to_dict(with_mean=False) for m, r in reports.items()}
+    print(json.dumps(table, indent=2))
+    if args.out:
+        Path(args.out).write_text(json.dumps(table, indent=2))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="sdlib", description="score distillation for text-to-3D")
-    parser.add_argument("command", choices=["figures"], help="what to do")
-    parser.add_argument("rest", nargs=argparse.REMAINDER, help="arguments of the command")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    gen = sub.add_parser("generate", help="text-to-3D with SDS, VSD or SSD")
+    _add_common(gen)
+    gen.add_argument("--method", default="ssd", help="sds | vsd | ssd")
+    gen.add_argument("--steps", type=int)
+    gen.add_argument("--eval-every", dest="eval_every", type=int)
+    gen.add_argument("--checkpoint-every", dest="checkpoint_every", type=int)
+    gen.add_argument("--out", help="output folder (a second call resumes from its checkpoint)")
+    gen.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    var = sub.add_parser("variance", help="gradient variance of several methods at one θ")
+    _add_common(var)
+    var.add_argument("--methods", default="sds,vsd,ssd", help="comma-separated methods")
+    var.add_argument("--checkpoint", help="checkpoint whose θ is shared (default: initial θ)")
+    var.add_argument("--n-samples", dest="n_samples", type=int, default=32)
+    var.add_argument("--out", help="write the table as JSON here")
+
+    fig = sub.add_parser("figures", help="list or regenerate figures (python -m sdlib.figures)")
+    fig.add_argument("rest", nargs=argparse.REMAINDER)
+
     args = parser.parse_args(argv)
     if args.command == "figures":
         from sdlib.figures import _main as figures_main
 
         return figures_main(args.rest)
-    return 2  # pragma: no cover - argparse rejects other commands
+    try:
+        if args.command == "generate":
+            return _generate(args)
+        return _variance(args)
+    except (ValueError, OSError, RuntimeError, FloatingPointError) as err:
+        print(f"sdlib {args.command}: error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
