@@ -24,6 +24,7 @@ from torch import Tensor
 
 from sdlib.cameras import sample_cameras
 from sdlib.distill.common import pullback_loss
+from sdlib.nerf.render import update_occupancy
 from sdlib.variance import VarianceReport, variance_report
 
 __all__ = ["theta_gradient", "measure", "compare_at_shared_theta"]
@@ -80,5 +81,7 @@ def compare_at_shared_theta(
     reports = {}
     for name, trainer in trainers.items():
         trainer.field.load_state_dict(state)
+        if trainer.estimator is not None:  # the occupancy grid must describe the loaded θ
+            update_occupancy(trainer.estimator, trainer.field, 0, trainer.config.render)
         reports[name] = measure(trainer, n_samples)
     return reports
