@@ -427,7 +427,8 @@ class Trainer:
                 self.save_checkpoint()
         bar.close()
         self.save_checkpoint()
-        metrics = self.evaluate() if self.is_shapezoo_prompt else {}
+        if self.is_shapezoo_prompt and metrics.get("step") != self.step_count:
+            metrics = self.evaluate()
         turntable_path, mesh_path = self.export()
         if self.out_dir is not None:
             (self.out_dir / "final_metrics.json").write_text(json.dumps(metrics, indent=2))
