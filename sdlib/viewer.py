@@ -1,6 +1,7 @@
 """Looking at a text-to-3D run: snapshots over steps × views, curves, turntable strip, mesh.
 
-Shared by notebooks 31–33 so each stays a handful of cells. Only torch, numpy, matplotlib
+Used by notebook 31 (text-to-3D, one run per method) so it stays a handful of cells. Only
+torch, numpy, matplotlib
 (and imageio / trimesh for reading the run's outputs); ``ipywidgets`` is imported inside
 :func:`step_view_viewer` so headless use never needs it.
 

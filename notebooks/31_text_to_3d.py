@@ -9,30 +9,40 @@
 # ---
 
 # %% [markdown]
-# # 33 — Text-to-3D with SSD (SteinDreamer)
+# # 31 — Text-to-3D with SDS, VSD or SSD
 #
-# **What it shows**: one ShapeZoo prompt in, a NeRF out, by Stein Score Distillation
-# (Wang et al. 2023, SteinDreamer, arXiv 2401.00604) under the shipped ShapeZoo-SD prior.
-# The gradient on the latent is $\omega(t)\,(\hat\varepsilon - \mu \odot h)$ with the
-# Stein control variate $h = \varepsilon\,\phi(x_t) - \sigma_t \nabla_{x_t}\phi(x_t)$
-# (the sign of DESIGN.md §2, zero-mean; the project page's $\varepsilon\phi + \nabla\phi$
-# is biased, notebook 11) and SteinDreamer's depth baseline
+# **What it shows**: one ShapeZoo prompt in, a NeRF out, under the shipped ShapeZoo-SD prior,
+# by the method named in the `method` parameter (run the notebook once per method; CI runs all
+# three). Each method turns the guided noise prediction $\hat\varepsilon(x_t; y, t)$ at the VAE
+# latent $x$ of a render into a gradient on $x$, pulled back through the renderer:
+#
+# | `method` | gradient on $x$ | paper | module |
+# |---|---|---|---|
+# | `sds` | $\omega(t)\,(\hat\varepsilon - \varepsilon)$ | DreamFusion, arXiv 2209.14988 | `sdlib.distill.sds` |
+# | `vsd` | $\omega(t)\,(\hat\varepsilon - \hat\varepsilon_\phi(x_t; y, c, t))$, LoRA + camera | ProlificDreamer, arXiv 2305.16213 | `sdlib.distill.vsd` |
+# | `ssd` | $\omega(t)\,(\hat\varepsilon - \mu \odot h)$, $h = \varepsilon\,\phi(x_t) - \sigma_t \nabla_{x_t}\phi(x_t)$ | SteinDreamer, arXiv 2401.00604 | `sdlib.distill.ssd` |
+#
+# SSD's Stein control variate has the sign of DESIGN.md §2 (zero-mean; the project page's
+# $\varepsilon\phi + \nabla\phi$ is biased, notebook 11); its default baseline is SteinDreamer's
 # $\phi = 1 - \mathrm{Pearson}(D(\mathrm{decode}(x_t)), 1/\mathrm{depth_{render}})$ through the
-# shipped ShapeZoo-DPT; $\mu$ (per channel) is learned to minimise the estimator's second
-# moment (`sdlib.distill.ssd`). **Paper claim**: lower gradient variance than SDS and VSD,
-# hence faster convergence (14–22% fewer steps) and ~30% less time per step than VSD.
-# Compare the variance-proxy and metric curves here with notebooks 31 and 32.
+# shipped ShapeZoo-DPT, and $\mu$ (per channel) is learned to minimise the estimator's second
+# moment. SDS's $-\varepsilon$ is the Stein control variate with $\phi \equiv 1$, $\mu \equiv 1$.
+# **Paper claim**: SSD has lower gradient variance than SDS and VSD, hence faster convergence
+# (14–22% fewer steps) and ~30% less time per step than VSD. Compare the variance-proxy and
+# metric curves of the three runs. The figures embedded below are those of a full GPU run with
+# `method="ssd"`; they appear in `figures/` once such a run is committed.
 #
 # Because the prompt is a ShapeZoo prompt, the right answer is known: we report mask IoU,
 # depth Pearson correlation and PSNR against the true object at 8 evaluation views, the
 # ShapeZoo classifier's accuracy on the renders, and the Chamfer distance of the extracted
 # mesh to the true surface.
 #
-# **Runtime**: full run (3,000 steps, batch 4, 64² renders) on one H100:
-# ≈ 4 min (estimate, not measured yet). `smoke=True` on a 2-core CPU: ≈ 65 s
-# (papermill; shipped priors; times vary 2–3× with other jobs sharing the cores).
+# **Runtime** on one H100 (measured, `notes/pilot_text_to_3d_h100.json`): 1,000 steps at
+# batch 4, 64² renders take 35 s (SDS, 35 ms per step), 57 s (SSD, 57 ms) and 133 s (VSD,
+# 133 ms); the default 3,000 steps about three times that. `smoke=True` on a 2-core CPU: about
+# 40-70 s per method (papermill; shipped priors).
 #
-# **sdlib modules**: `sdlib.train` (`shapezoo_config`, `Trainer`), `sdlib.distill.ssd`,
+# **sdlib modules**: `sdlib.train` (`shapezoo_config`, `Trainer`), `sdlib.distill`,
 # `sdlib.priors`, `sdlib.cameras`, `sdlib.shapezoo` (ground truth, metrics),
 # `sdlib.nerf.export` (turntable, mesh), `sdlib.viewer`, `sdlib.figures`.
 
@@ -41,6 +51,7 @@ seed: int = 0  # seed of every random draw
 device: str = "cuda"  # torch device; the full run wants a GPU, CI passes cpu
 smoke: bool = False  # tiny sizes for a CPU check, under 90 s
 out_dir: str = "../figures"  # where figures and sidecars are written
+method: str = "ssd"  # score distillation method: sds, vsd or ssd
 run_dir: str = ""  # run folder for metrics, checkpoint, turntable, mesh; empty means out_dir/runs
 prompt: str = "a red mushroom with white spots"  # a ShapeZoo prompt, so metrics exist
 steps: int = 3000  # optimisation steps
@@ -84,25 +95,27 @@ from sdlib.viewer import (
     turntable_strip,
 )
 
-NOTEBOOK = "33_text_to_3d_ssd.ipynb"
+NOTEBOOK = "31_text_to_3d.ipynb"
+NAME = method.upper()
 parameters = dict(
-    seed=seed, device=device, smoke=smoke, out_dir=out_dir, run_dir=run_dir, prompt=prompt,
+    seed=seed, device=device, smoke=smoke, out_dir=out_dir, method=method, run_dir=run_dir, prompt=prompt,
     steps=steps, batch_size=batch_size, render_size=render_size, guidance_scale=guidance_scale,
     baseline=baseline, mu_reduce=mu_reduce, prior=prior, depth=depth, eval_every=eval_every,
     snapshot_every=snapshot_every, n_views=n_views, resume=resume,
 )
-run_folder = Path(run_dir) if run_dir else Path(out_dir) / "runs" / f"33_ssd_seed{seed}"
+run_folder = Path(run_dir) if run_dir else Path(out_dir) / "runs" / f"31_{method}_seed{seed}"
 config = shapezoo_config(
-    prompt, "ssd", steps=steps, batch_size=batch_size, render_size=render_size,
+    prompt, method, steps=steps, batch_size=batch_size, render_size=render_size,
     guidance_scale=guidance_scale, prior=prior, depth=depth, device=device, seed=seed,
     eval_every=eval_every, checkpoint_every=eval_every,
     ssd=SSDConfig(baseline=baseline, coefficient=CoefficientConfig(reduce=mu_reduce, lr=1e-2)),
 )
 if smoke:  # CPU-sized: a few steps of a small field, dense sampler, small outputs
-    # SSD: fewer steps, its depth baseline differentiates the VAE decoder and DPT
-    steps, snapshot_every, eval_every, n_views = 12, 6, 12, 4
+    # CPU-sized; VSD's LoRA UNet and SSD's decoder + DPT backward make their steps dearer
+    smoke_sizes = {"sds": (16, 8, 8, 4), "vsd": (8, 4, 8, 4), "ssd": (12, 6, 12, 4)}
+    steps, snapshot_every, eval_every, n_views = smoke_sizes.get(method, (8, 4, 8, 4))
     config = replace(
-        config, steps=steps, batch_size=2, render_size=32, eval_every=eval_every,
+        config, steps=steps, batch_size=1 if method == "vsd" else 2, render_size=32, eval_every=eval_every,
         checkpoint_every=eval_every, eval_size=32, turntable_frames=4, mesh_resolution=48,
         mesh_threshold=2.0,  # a short run is still the initial blob, below the default 10
         nerf=replace(SHAPEZOO_FIELD, grid=HashGridConfig(n_levels=4, log2_table_size=12,
@@ -178,19 +191,19 @@ display(show_turntable(turntable_path))
 # %%
 records = read_jsonl(run_folder / "metrics.jsonl")
 evals = read_jsonl(run_folder / "eval.jsonl")
-fig = plot_training_curves(records, title=f"SSD: {prompt!r}",
+fig = plot_training_curves(records, title=f"{NAME}: {prompt!r}",
                            smooth=1 if smoke else 25)
-savefig(fig, "fig33_curves", out_dir=out_dir, notebook=NOTEBOOK, parameters=parameters,
+savefig(fig, f"fig31_{method}_curves", out_dir=out_dir, notebook=NOTEBOOK, parameters=parameters,
         seed=seed, data=dict(final=final, last=records[-1]))
 fig, ax = plt.subplots(figsize=(4.5, 3))
 plot_eval_metrics(evals, ax=ax)
-savefig(fig, "fig33_metrics", out_dir=out_dir, notebook=NOTEBOOK, parameters=parameters,
+savefig(fig, f"fig31_{method}_metrics", out_dir=out_dir, notebook=NOTEBOOK, parameters=parameters,
         seed=seed, data=dict(evals=[e for e in evals if "mask_iou" in e], final=final))
 plt.show()
 
 # %% [markdown]
-# ![](../figures/fig33_curves.png)
-# ![](../figures/fig33_metrics.png)
+# ![](../figures/fig31_ssd_curves.png)
+# ![](../figures/fig31_ssd_metrics.png)
 
 # %% [markdown]
 # ## Turntable strip and mesh (static, for readers without a video player)
@@ -198,7 +211,7 @@ plt.show()
 # %%
 if turntable_path is not None:
     frames_fig = turntable_strip(turntable_path, n=4 if smoke else 6)
-    savefig(frames_fig, "fig33_turntable", out_dir=out_dir, notebook=NOTEBOOK,
+    savefig(frames_fig, f"fig31_{method}_turntable", out_dir=out_dir, notebook=NOTEBOOK,
             parameters=parameters, seed=seed, data=dict(path=str(turntable_path)))
 fig = plt.figure(figsize=(4, 4))
 ax = fig.add_subplot(projection="3d")
@@ -208,13 +221,13 @@ else:
     errors = [e["mesh_error"] for e in read_jsonl(run_folder / "eval.jsonl") if "mesh_error" in e]
     ax.set_title("no mesh: " + (errors[-1] if errors else "mesh_resolution is 0"), fontsize=7,
                  wrap=True)
-savefig(fig, "fig33_mesh", out_dir=out_dir, notebook=NOTEBOOK, parameters=parameters,
+savefig(fig, f"fig31_{method}_mesh", out_dir=out_dir, notebook=NOTEBOOK, parameters=parameters,
         seed=seed, data=dict(path=str(mesh_path), chamfer=final.get("chamfer")))
 plt.show()
 
 # %% [markdown]
-# ![](../figures/fig33_turntable.png)
-# ![](../figures/fig33_mesh.png)
+# ![](../figures/fig31_ssd_turntable.png)
+# ![](../figures/fig31_ssd_mesh.png)
 
 # %% [markdown]
 # ## Viewer: training steps × views
@@ -225,8 +238,8 @@ plt.show()
 
 # %%
 truth = render_truth(prompt, cameras, config.eval_size, config.eval_size).rgb
-fig = snapshots.grid(title=f"SSD: {prompt!r}", reference=truth)
-savefig(fig, "fig33_snapshots", out_dir=out_dir, notebook=NOTEBOOK, parameters=parameters,
+fig = snapshots.grid(title=f"{NAME}: {prompt!r}", reference=truth)
+savefig(fig, f"fig31_{method}_snapshots", out_dir=out_dir, notebook=NOTEBOOK, parameters=parameters,
         seed=seed, data=dict(steps=snapshots.steps))
 plt.show()
 viewer = step_view_viewer(snapshots)
@@ -234,4 +247,4 @@ if viewer is not None:
     display(viewer)
 
 # %% [markdown]
-# ![](../figures/fig33_snapshots.png)
+# ![](../figures/fig31_ssd_snapshots.png)
