@@ -1,9 +1,8 @@
 """Looking at a text-to-3D run: snapshots over steps × views, curves, turntable strip, mesh.
 
 Used by notebook 31 (text-to-3D, one run per method) so it stays a handful of cells. Only
-torch, numpy, matplotlib
-(and imageio / trimesh for reading the run's outputs); ``ipywidgets`` is imported inside
-:func:`step_view_viewer` so headless use never needs it.
+torch, numpy, matplotlib (and imageio / trimesh for reading the run's outputs);
+``ipywidgets`` is imported inside :func:`step_view_viewer`, so headless use never needs it.
 
 >>> snaps = Snapshots()                                   # doctest: +SKIP
 >>> snaps.take(trainer, eval_cameras(8), size=64)         # every K steps  # doctest: +SKIP
