@@ -262,6 +262,41 @@ def _triton_kernels():
     import triton.language as tl
 
     @triton.jit
+    def cell(x_ptr, rows, mask, res):
+        """The point's cell at one level: corner ``(ix, iy, iz)`` and fractions ``(fx, fy, fz)``."""
+        resf = res.to(tl.float32)
+        px = tl.minimum(tl.maximum(tl.load(x_ptr + rows * 3 + 0, mask=mask, other=0.0), 0.0), 1.0)
+        py = tl.minimum(tl.maximum(tl.load(x_ptr + rows * 3 + 1, mask=mask, other=0.0), 0.0), 1.0)
+        pz = tl.minimum(tl.maximum(tl.load(x_ptr + rows * 3 + 2, mask=mask, other=0.0), 0.0), 1.0)
+        px = px * resf
+        py = py * resf
+        pz = pz * resf
+        ix = tl.minimum(tl.floor(px).to(tl.int32), res - 1)
+        iy = tl.minimum(tl.floor(py).to(tl.int32), res - 1)
+        iz = tl.minimum(tl.floor(pz).to(tl.int32), res - 1)
+        return ix, iy, iz, px - ix.to(tl.float32), py - iy.to(tl.float32), pz - iz.to(tl.float32)
+
+    @triton.jit
+    def corner(ix, iy, iz, fx, fy, fz, c: tl.constexpr, res, size, offset, dense, p1, p2):
+        """Table row and trilinear weight of corner ``c`` (bits x, y, z) of the cell."""
+        cx = c & 1
+        cy = (c >> 1) & 1
+        cz = (c >> 2) & 1
+        gx = ix + cx
+        gy = iy + cy
+        gz = iz + cz
+        wx = fx * cx + (1.0 - fx) * (1 - cx)
+        wy = fy * cy + (1.0 - fy) * (1 - cy)
+        wz = fz * cz + (1.0 - fz) * (1 - cz)
+        stride = (res + 1).to(tl.int64)
+        dense_index = gx.to(tl.int64) + gy.to(tl.int64) * stride + gz.to(tl.int64) * (
+            stride * stride
+        )
+        hashed = gx.to(tl.uint32) ^ (gy.to(tl.uint32) * p1) ^ (gz.to(tl.uint32) * p2)
+        hash_index = (hashed & (size - 1).to(tl.uint32)).to(tl.int64)
+        return tl.where(dense != 0, dense_index, hash_index) + offset, wx * wy * wz
+
+    @triton.jit
     def forward_kernel(
         x_ptr, table_ptr, out_ptr, res_ptr, size_ptr, offset_ptr, dense_ptr, n_points,
         N_LEVELS: tl.constexpr, F: tl.constexpr, BLOCK: tl.constexpr,
@@ -275,41 +310,12 @@ def _triton_kernels():
         size = tl.load(size_ptr + level)
         offset = tl.load(offset_ptr + level)
         dense = tl.load(dense_ptr + level)
-        resf = res.to(tl.float32)
-        px = tl.minimum(tl.maximum(tl.load(x_ptr + rows * 3 + 0, mask=mask, other=0.0), 0.0), 1.0)
-        py = tl.minimum(tl.maximum(tl.load(x_ptr + rows * 3 + 1, mask=mask, other=0.0), 0.0), 1.0)
-        pz = tl.minimum(tl.maximum(tl.load(x_ptr + rows * 3 + 2, mask=mask, other=0.0), 0.0), 1.0)
-        px = px * resf
-        py = py * resf
-        pz = pz * resf
-        ix = tl.minimum(tl.floor(px).to(tl.int32), res - 1)
-        iy = tl.minimum(tl.floor(py).to(tl.int32), res - 1)
-        iz = tl.minimum(tl.floor(pz).to(tl.int32), res - 1)
-        fx = px - ix.to(tl.float32)
-        fy = py - iy.to(tl.float32)
-        fz = pz - iz.to(tl.float32)
-        stride = (res + 1).to(tl.int64)
-        mask_hash = (size - 1).to(tl.uint32)
         p1 = tl.full([BLOCK], 2654435761, tl.uint32)
         p2 = tl.full([BLOCK], 805459861, tl.uint32)
+        ix, iy, iz, fx, fy, fz = cell(x_ptr, rows, mask, res)
         acc = tl.zeros([BLOCK, F], dtype=tl.float32)
         for c in tl.static_range(8):
-            cx = c & 1
-            cy = (c >> 1) & 1
-            cz = (c >> 2) & 1
-            gx = ix + cx
-            gy = iy + cy
-            gz = iz + cz
-            wx = fx * cx + (1.0 - fx) * (1 - cx)
-            wy = fy * cy + (1.0 - fy) * (1 - cy)
-            wz = fz * cz + (1.0 - fz) * (1 - cz)
-            w = wx * wy * wz
-            dense_index = gx.to(tl.int64) + gy.to(tl.int64) * stride + gz.to(tl.int64) * (
-                stride * stride
-            )
-            hashed = gx.to(tl.uint32) ^ (gy.to(tl.uint32) * p1) ^ (gz.to(tl.uint32) * p2)
-            hash_index = (hashed & mask_hash).to(tl.int64)
-            index = tl.where(dense != 0, dense_index, hash_index) + offset
+            index, w = corner(ix, iy, iz, fx, fy, fz, c, res, size, offset, dense, p1, p2)
             vals = tl.load(
                 table_ptr + index[:, None] * F + feat[None, :], mask=mask[:, None], other=0.0
             )
@@ -333,44 +339,15 @@ def _triton_kernels():
         size = tl.load(size_ptr + level)
         offset = tl.load(offset_ptr + level)
         dense = tl.load(dense_ptr + level)
-        resf = res.to(tl.float32)
-        px = tl.minimum(tl.maximum(tl.load(x_ptr + rows * 3 + 0, mask=mask, other=0.0), 0.0), 1.0)
-        py = tl.minimum(tl.maximum(tl.load(x_ptr + rows * 3 + 1, mask=mask, other=0.0), 0.0), 1.0)
-        pz = tl.minimum(tl.maximum(tl.load(x_ptr + rows * 3 + 2, mask=mask, other=0.0), 0.0), 1.0)
-        px = px * resf
-        py = py * resf
-        pz = pz * resf
-        ix = tl.minimum(tl.floor(px).to(tl.int32), res - 1)
-        iy = tl.minimum(tl.floor(py).to(tl.int32), res - 1)
-        iz = tl.minimum(tl.floor(pz).to(tl.int32), res - 1)
-        fx = px - ix.to(tl.float32)
-        fy = py - iy.to(tl.float32)
-        fz = pz - iz.to(tl.float32)
-        stride = (res + 1).to(tl.int64)
-        mask_hash = (size - 1).to(tl.uint32)
         p1 = tl.full([BLOCK], 2654435761, tl.uint32)
         p2 = tl.full([BLOCK], 805459861, tl.uint32)
+        ix, iy, iz, fx, fy, fz = cell(x_ptr, rows, mask, res)
         g = tl.load(
             grad_out_ptr + rows[:, None] * (N_LEVELS * F) + level * F + feat[None, :],
             mask=mask[:, None], other=0.0,
         )
         for c in tl.static_range(8):
-            cx = c & 1
-            cy = (c >> 1) & 1
-            cz = (c >> 2) & 1
-            gx = ix + cx
-            gy = iy + cy
-            gz = iz + cz
-            wx = fx * cx + (1.0 - fx) * (1 - cx)
-            wy = fy * cy + (1.0 - fy) * (1 - cy)
-            wz = fz * cz + (1.0 - fz) * (1 - cz)
-            w = wx * wy * wz
-            dense_index = gx.to(tl.int64) + gy.to(tl.int64) * stride + gz.to(tl.int64) * (
-                stride * stride
-            )
-            hashed = gx.to(tl.uint32) ^ (gy.to(tl.uint32) * p1) ^ (gz.to(tl.uint32) * p2)
-            hash_index = (hashed & mask_hash).to(tl.int64)
-            index = tl.where(dense != 0, dense_index, hash_index) + offset
+            index, w = corner(ix, iy, iz, fx, fy, fz, c, res, size, offset, dense, p1, p2)
             tl.atomic_add(
                 grad_table_ptr + index[:, None] * F + feat[None, :], w[:, None] * g,
                 mask=mask[:, None], sem="relaxed",
