@@ -208,6 +208,16 @@ class LearnedCoefficient:
         self._opt.step()
         return float(loss.detach())
 
+    def state_dict(self) -> dict:
+        """``mu`` and the Adam state, for checkpoints."""
+        return {"mu": self._mu.detach().clone(), "optimizer": self._opt.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restores what :meth:`state_dict` saved."""
+        with torch.no_grad():
+            self._mu.copy_(state["mu"])
+        self._opt.load_state_dict(state["optimizer"])
+
 
 class EMACoefficient:
     r"""Running closed form $\mu = \overline{fh} / (\overline{h^2} + \epsilon)$ with EMA moments.
@@ -254,6 +264,16 @@ class EMACoefficient:
         self._fh = d * self._fh + (1 - d) * (f * h).mean(dim=dims).reshape(shape)
         self._hh = d * self._hh + (1 - d) * (h * h).mean(dim=dims).reshape(shape)
         self._steps += 1
+
+    def state_dict(self) -> dict:
+        """The running moments and the step count, for checkpoints."""
+        return {"fh": self._fh.clone(), "hh": self._hh.clone(), "steps": self._steps}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restores what :meth:`state_dict` saved."""
+        self._fh = state["fh"].to(self._fh)
+        self._hh = state["hh"].to(self._hh)
+        self._steps = int(state["steps"])
 
 
 def _per_sample(sigma: Tensor | float, like: Tensor) -> Tensor | float:

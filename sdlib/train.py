@@ -523,10 +523,7 @@ class Trainer:
         if self.estimator is not None:
             state["estimator"] = self.estimator.state_dict()
         if self.ssd is not None:
-            state["ssd"] = {k: v for k, v in self.ssd.coefficient.__dict__.items()
-                            if k != "config"}
-            if hasattr(self.ssd.coefficient, "_opt"):
-                state["ssd"]["_opt"] = self.ssd.coefficient._opt.state_dict()
+            state["ssd"] = self.ssd.coefficient.state_dict()
         if self.vsd is not None:
             state["vsd"] = {
                 "params": [p.detach().clone() for p in self.vsd.parameters],
@@ -565,19 +562,7 @@ class Trainer:
         if self.estimator is not None and "estimator" in state:
             self.estimator.load_state_dict(state["estimator"])
         if self.ssd is not None and "ssd" in state:
-            ssd_state = dict(state["ssd"])
-            opt_state = ssd_state.pop("_opt", None)
-            for k, v in ssd_state.items():
-                if k == "_opt":
-                    continue
-                current = getattr(self.ssd.coefficient, k)
-                if isinstance(current, Tensor):
-                    with torch.no_grad():
-                        current.copy_(v)
-                else:
-                    setattr(self.ssd.coefficient, k, v)
-            if opt_state is not None:
-                self.ssd.coefficient._opt.load_state_dict(opt_state)
+            self.ssd.coefficient.load_state_dict(state["ssd"])
         if self.vsd is not None and "vsd" in state:
             with torch.no_grad():
                 for p, v in zip(self.vsd.parameters, state["vsd"]["params"]):

@@ -125,3 +125,18 @@ def test_learned_and_ema_coefficients_converge():
         ema.update(f, h)
     torch.testing.assert_close(learned.mu, target, atol=0.05, rtol=0)
     torch.testing.assert_close(ema.mu, target, atol=0.02, rtol=0)
+
+
+@pytest.mark.parametrize("cls", [LearnedCoefficient, EMACoefficient])
+def test_coefficient_state_round_trip(cls):
+    torch.manual_seed(0)
+    f, h = torch.randn(64, 3, 2), torch.randn(64, 3, 2)
+    a = cls(CoefficientConfig(reduce="channel"), (3, 2))
+    for _ in range(5):
+        a.update(f, h)
+    b = cls(CoefficientConfig(reduce="channel"), (3, 2))
+    b.load_state_dict(a.state_dict())
+    torch.testing.assert_close(b.mu, a.mu)
+    a.update(f, h)
+    b.update(f, h)
+    torch.testing.assert_close(b.mu, a.mu)
