@@ -231,8 +231,8 @@ def main() -> None:
         os.environ.setdefault("OMP_NUM_THREADS", "1")
         if args.device.startswith("cuda"):
             warm_up_cuda()
-        tasks = [(p, m, args.steps, args.seed, str(out), args.device) for m in args.methods.split(",")
-                 for p in args.prompts if (p, m) not in done]
+        tasks = [(p, m, args.steps, args.seed, str(out), args.device)
+                 for m in args.methods.split(",") for p in args.prompts if (p, m) not in done]
         start = time.time()
         with mp.get_context("spawn").Pool(args.workers) as pool:
             for row in pool.imap_unordered(run_one, tasks):

@@ -25,7 +25,7 @@ def _train_config(args: argparse.Namespace):
     preset = {"shapezoo": shapezoo_config, "paper": paper_config}[args.preset]
     overrides = {}
     for name in ("steps", "batch_size", "render_size", "guidance_scale", "seed", "device",
-                 "prior", "depth", "eval_every", "checkpoint_every"):
+                 "prior", "depth", "eval_every", "checkpoint_every", "compile"):
         value = getattr(args, name, None)
         if value is not None:
             overrides[name] = value
@@ -44,6 +44,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--render-size", dest="render_size", type=int, help="render resolution")
     p.add_argument("--guidance-scale", dest="guidance_scale", type=float,
                    help="classifier-free guidance s (diffusers' convention)")
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                   help="compile the priors (CUDA; default: on for --preset paper on CUDA)")
 
 
 def _generate(args: argparse.Namespace) -> int:

@@ -120,6 +120,9 @@ class TrainConfig:
     """Precision of the priors (half precision on CUDA only)."""
     device: str = field(default_factory=default_device)
     """Torch device."""
+    compile: bool = False
+    """Compile the priors' fixed-shape networks (UNet as CUDA graphs, VAE, depth model, VSD's
+    LoRA UNet; :mod:`sdlib.accelerate`). CUDA only; pays off at the paper's size."""
     seed: int = 0
     """Seed of every random draw (cameras, t, ε, initialisation)."""
     eval_every: int = 500
@@ -151,6 +154,11 @@ class TrainConfig:
         for name in ("lr_grid", "lr_mlp"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"TrainConfig.{name}={getattr(self, name)} must be > 0")
+        if self.compile and not self.device.startswith("cuda"):
+            raise ValueError(
+                f"TrainConfig.compile=True needs a CUDA device (device={self.device!r}); "
+                "compilation pays off only at the paper's size on a GPU"
+            )
         if self.device.startswith("cuda") and not torch.cuda.is_available():
             raise RuntimeError(
                 f"TrainConfig.device={self.device!r} but CUDA is not available here; "
@@ -184,12 +192,16 @@ def paper_config(prompt: str, method: Method = "ssd", **overrides: Any) -> Train
     """The paper's scale (threestudio defaults, DESIGN.md §5): SD 2.1-base, MiDaS, 64² → 512².
 
     SDS and SSD: guidance 100, 10k steps. VSD: guidance 7.5, LoRA lr 1e-4, 25k steps,
-    ``t_max`` 0.98 → 0.5 at step 5000.
+    ``t_max`` 0.98 → 0.5 at step 5000. On CUDA the priors run in float16 (threestudio's
+    ``half_precision_weights``) and compiled (``compile=True``); on the CPU in float32, eager.
     """
+    device = overrides.get("device", default_device())
+    cuda = str(device).startswith("cuda")
     common = dict(
         prompt=prompt, method=method, batch_size=1, render_size=64, cameras=PAPER_CAMERAS,
         nerf=FieldConfig(grid=HashGridConfig()), prior="stabilityai/stable-diffusion-2-1-base",
-        depth="Intel/dpt-hybrid-midas", lr_grid=1e-2, lr_mlp=1e-3,
+        depth="Intel/dpt-hybrid-midas", lr_grid=1e-2, lr_mlp=1e-3, device=device,
+        prior_dtype="float16" if cuda else "float32", compile=cuda,
     )
     if method == "vsd":
         base = TrainConfig(
@@ -279,6 +291,13 @@ class Trainer:
             [{"params": grid_params, "lr": config.lr_grid}, {"params": other, "lr": config.lr_mlp}],
             betas=(0.9, 0.99), eps=1e-15,
         )
+        # training renders compute normals only for SSD's normal baseline (6 extra density
+        # evaluations per sample otherwise spent for nothing)
+        self._train_render = replace(
+            config.render,
+            compute_normals=config.render.compute_normals
+            and config.method == "ssd" and config.ssd.baseline == "normal",
+        )
         self.estimator = None
         if self.device.type == "cuda" and config.render.sampler != "dense":
             self.estimator = make_estimator(self.field, config.render, self.device)
@@ -291,6 +310,14 @@ class Trainer:
             else None
         self.vsd = VSD(self.prior.unet, self.prior.alphas_cumprod, self.prior.prediction_type,
                        config.vsd) if config.method == "vsd" else None
+        if config.compile:
+            from sdlib import accelerate
+
+            accelerate.compile_prior(self.prior, decoder=needs_depth)
+            if needs_depth:
+                accelerate.compile_depth(self.depth_prior)
+            if self.vsd is not None:
+                accelerate.compile_vsd(self.vsd)
         self.grad_norm = GradNormEMA(decay=0.98)
         self.step_count = 0
         if self.estimator is not None:
@@ -298,10 +325,11 @@ class Trainer:
 
     # ------------------------------------------------------------------ one step
     def render(self, cameras: Cameras, size: int | None = None) -> RenderOutput:
-        """Renders the NeRF at ``cameras`` (differentiable), ``size²`` pixels."""
+        """Renders the NeRF at ``cameras`` (differentiable), ``size²`` pixels, as training does
+        (normals only when SSD's normal baseline needs them)."""
         size = size or self.config.render_size
         return render_cameras(self.field, cameras, size, size, estimator=self.estimator,
-                              config=self.config.render, generator=self.generator)
+                              config=self._train_render, generator=self.generator)
 
     def _encode(self, out: RenderOutput) -> Tensor:
         images = out.rgb.permute(0, 3, 1, 2)
@@ -376,6 +404,10 @@ class Trainer:
         """One optimisation step; returns its metrics (also appended to ``metrics.jsonl``)."""
         cfg = self.config
         start = time.perf_counter()
+        if cfg.compile:
+            from sdlib.accelerate import mark_step
+
+            mark_step()
         self.field.train()
         cameras = sample_cameras(cfg.cameras, cfg.batch_size, self.generator, self.device)
         out = self.render(cameras)

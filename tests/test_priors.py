@@ -314,3 +314,21 @@ def test_shipped_samples_are_named_by_classifier():
     assert acc >= 0.8, f"classifier named {acc:.0%} of the samples"
     depth = DepthPrior(model="shapezoo")
     assert depth(x[:2]).shape == (2, 64, 64)
+
+
+def test_paper_size_builders_match_the_real_models():
+    """Random SD 2.1-base and DPT-Hybrid stand-ins have the real parameter counts (meta device)."""
+    from sdlib.priors.build import build_dpt_hybrid, build_sd21_base_components
+
+    with torch.device("meta"):
+        comps = build_sd21_base_components(["a red ball"])
+        dpt = build_dpt_hybrid()
+    count = {k: sum(p.numel() for p in comps[k].parameters())
+             for k in ("unet", "vae", "text_encoder")}
+    # stabilityai/stable-diffusion-2-1-base: UNet 865.9M, VAE 83.7M, OpenCLIP-H text 340.4M
+    assert count == {"unet": 865_910_724, "vae": 83_653_863, "text_encoder": 340_387_840}
+    assert comps["unet"].config.cross_attention_dim == 1024
+    assert comps["scheduler"].config.prediction_type == "epsilon"
+    # Intel/dpt-hybrid-midas: 123M, BiT stem + ViT-B/16 at 384²
+    assert abs(sum(p.numel() for p in dpt.parameters()) - 122_377_985) == 0
+    assert dpt.config.is_hybrid and dpt.config.image_size == 384

@@ -13,7 +13,7 @@ from sdlib.distill.ssd import SSDConfig
 from sdlib.nerf.field import FieldConfig
 from sdlib.nerf.hashgrid import HashGridConfig
 from sdlib.nerf.render import RenderConfig
-from sdlib.train import TrainConfig, Trainer, shapezoo_config
+from sdlib.train import TrainConfig, Trainer, paper_config, shapezoo_config
 
 PROMPT = "a red ball"
 
@@ -128,3 +128,11 @@ def test_nan_gradient_stops_the_step_before_the_update(tiny_priors, tmp_path) ->
     finally:
         prior.predict_noise = original
     assert all(torch.equal(a, b) for a, b in zip(before, trainer.field.parameters()))
+
+
+def test_compile_needs_cuda_and_paper_preset_adapts_to_the_device():
+    with pytest.raises(ValueError, match="compile=True needs a CUDA device"):
+        TrainConfig(prompt="a red ball", compile=True, device="cpu")
+    cfg = paper_config("a hamburger", "ssd", device="cpu")
+    assert (cfg.prior_dtype, cfg.compile) == ("float32", False)
+    assert paper_config("a hamburger", "vsd", device="cpu").guidance_scale == 7.5

@@ -130,7 +130,7 @@ class VSD:
         self.config = config
         self.prediction_type = prediction_type
         self.alphas_cumprod = alphas_cumprod
-        lora_unet: Any = copy.deepcopy(unet)
+        lora_unet: Any = copy.deepcopy(getattr(unet, "_orig_mod", unet))  # never a compiled one
         lora_unet.requires_grad_(False)
         lora_unet.add_adapter(
             LoraConfig(
@@ -142,9 +142,15 @@ class VSD:
         )
         time_dim = lora_unet.time_embedding.linear_2.out_features
         param = next(unet.parameters())
-        lora_unet.class_embedding = CameraEmbedding(time_dim).to(param.device, param.dtype)
+        self.dtype = param.dtype
+        """The frozen UNet's dtype (inputs are cast to it)."""
+        lora_unet.class_embedding = CameraEmbedding(time_dim).to(param.device)
         self.unet = lora_unet
         self.parameters = [p for p in lora_unet.parameters() if p.requires_grad]
+        # trained weights in float32 (Adam in half precision loses small updates); peft casts
+        # activations to the adapter's dtype and back, diffusers the camera embedding's output
+        for p in self.parameters:
+            p.data = p.data.float()
         self.optimizer = torch.optim.Adam(self.parameters, lr=config.lr)
 
     def predict_noise(
@@ -157,10 +163,14 @@ class VSD:
             t: ``[B]`` integer timesteps.
             text_embeddings: ``[B, L, D]`` conditional text embeddings.
             c2w: ``[B, 4, 4]`` camera-to-world matrices.
+
+        Returns:
+            ``[B, C, H, W]`` float32.
         """
         with torch.no_grad():
-            out = self.unet(x_t, t, encoder_hidden_states=text_embeddings, class_labels=c2w).sample
-        return to_epsilon(out, x_t, self.alphas_cumprod, t, self.prediction_type)
+            out = self.unet(x_t.to(self.dtype), t, encoder_hidden_states=text_embeddings.to(
+                self.dtype), class_labels=c2w.float()).sample
+        return to_epsilon(out.float(), x_t.float(), self.alphas_cumprod, t, self.prediction_type)
 
     def train_step(
         self,
@@ -192,8 +202,9 @@ class VSD:
         else:
             target = alpha.reshape(shape).to(x.dtype) * eps - sigma.reshape(shape).to(x.dtype) * x
         with torch.enable_grad():
-            out = self.unet(x_t, t, encoder_hidden_states=text_embeddings.detach(),
-                            class_labels=cam).sample
+            out = self.unet(x_t.to(self.dtype), t,
+                            encoder_hidden_states=text_embeddings.detach().to(self.dtype),
+                            class_labels=cam.float()).sample
             loss = torch.nn.functional.mse_loss(out.float(), target.float())
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()

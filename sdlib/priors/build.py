@@ -25,6 +25,8 @@ __all__ = [
     "save_sd",
     "build_dpt",
     "save_dpt",
+    "build_sd21_base_components",
+    "build_dpt_hybrid",
     "SPECIAL_TOKENS",
 ]
 
@@ -284,3 +286,74 @@ def save_dpt(folder: str | os.PathLike, model, dtype: torch.dtype = torch.float3
         do_pad=False,
     ).save_pretrained(os.fspath(out))
     return out
+
+
+def build_sd21_base_components(prompts: list[str], seed: int = 0) -> dict[str, Any]:
+    """Randomly initialised models of **Stable Diffusion 2.1-base's exact architecture**.
+
+    For speed benchmarks at the paper's settings where the real weights cannot be downloaded:
+    the UNet (865M parameters; blocks 320/640/1280/1280, cross-attention 1024, linear
+    projections, heads of 64 channels), the KL VAE (84M; 128/256/512/512, 8× downscale, scaling
+    factor 0.18215) and an OpenCLIP-ViT-H-sized text encoder (23 layers of width 1024) as in
+    ``stabilityai/stable-diffusion-2-1-base``'s ``config.json`` files, with SD's DDPM schedule
+    and ε-prediction. The tokenizer knows only the words of ``prompts`` (its ids index a
+    49,408-row embedding as CLIP's). Random weights give random images, not SD's.
+    """
+    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    torch.manual_seed(seed)
+    tokenizer = build_tokenizer(prompts, 77)
+    text_encoder = CLIPTextModel(CLIPTextConfig(
+        vocab_size=49408, hidden_size=1024, intermediate_size=4096, num_hidden_layers=23,
+        num_attention_heads=16, max_position_embeddings=77, projection_dim=512,
+        hidden_act="gelu", bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+    ))
+    vae = AutoencoderKL(
+        in_channels=3, out_channels=3, latent_channels=4,
+        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+        block_out_channels=(128, 256, 512, 512), layers_per_block=2, norm_num_groups=32,
+        sample_size=512, scaling_factor=0.18215,
+    )
+    unet = UNet2DConditionModel(
+        sample_size=64, in_channels=4, out_channels=4, layers_per_block=2,
+        block_out_channels=(320, 640, 1280, 1280),
+        down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
+        cross_attention_dim=1024, attention_head_dim=(5, 10, 20, 20),
+        use_linear_projection=True, norm_num_groups=32,
+    )
+    scheduler = DDPMScheduler(
+        num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012,
+        beta_schedule="scaled_linear", prediction_type="epsilon", clip_sample=False,
+        steps_offset=1, timestep_spacing="leading",
+    )
+    return {"tokenizer": tokenizer, "text_encoder": text_encoder, "vae": vae, "unet": unet,
+            "scheduler": scheduler}
+
+
+def build_dpt_hybrid(seed: int = 0):
+    """A randomly initialised ``DPTForDepthEstimation`` of ``Intel/dpt-hybrid-midas``'s size.
+
+    ViT-Base (12 layers, width 768, patches of 16 at 384²) on a BiT ResNet stem (stages of 3, 4
+    and 9 bottleneck blocks, "same" padding), read-outs projected, reassemble widths
+    256/512/768/768, fusion width 256 (about 123M parameters). transformers 5 needs the BiT
+    backbone given explicitly.
+    """
+    from transformers import BitConfig, DPTConfig, DPTForDepthEstimation
+
+    torch.manual_seed(seed)
+    backbone = BitConfig(
+        global_padding="same", layer_type="bottleneck", depths=[3, 4, 9],
+        out_features=["stage1", "stage2", "stage3"], embedding_dynamic_padding=True,
+    )
+    config = DPTConfig(
+        is_hybrid=True, backbone_config=backbone, hidden_size=768, num_hidden_layers=12,
+        num_attention_heads=12, intermediate_size=3072, image_size=384, patch_size=16,
+        backbone_out_indices=[2, 5, 8, 11], readout_type="project",
+        reassemble_factors=[1, 1, 1, 0.5], neck_hidden_sizes=[256, 512, 768, 768],
+        fusion_hidden_size=256, backbone_featmap_shape=[1, 1024, 24, 24],
+        neck_ignore_stages=[0, 1],
+    )
+    return DPTForDepthEstimation(config)

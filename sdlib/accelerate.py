@@ -1,0 +1,85 @@
+r"""Compiled forms of the fixed-shape networks in a distillation step (DESIGN.md §6).
+
+At the paper's size (SD 2.1-base at 64² latents, a 512² VAE, DPT-Hybrid at 384²) eager PyTorch
+spends most of a step launching kernels from the host: the UNet alone costs the same at batch
+1, 2 and 4. What a step calls at fixed shapes can be compiled once and replayed:
+
+====================================  ===============================  =======================
+network                               called                           compiled as
+====================================  ===============================  =======================
+prior UNet, guided ``ε̂`` ``[2B,4,h,w]``  no gradient                      Inductor + CUDA graphs
+                                                                       (``reduce-overhead``)
+VAE encoder ``[B,3,H,W] → [B,8,h,w]``   forward + backward to the input  Inductor
+VAE decoder (SSD's φ)                 forward + backward to the input  Inductor
+depth model (SSD's φ)                 forward + backward to the input  Inductor
+VSD's LoRA UNet                       no-grad prediction; training     Inductor
+====================================  ===============================  =======================
+
+The NeRF renderer stays eager: nerfacc's packed samples change in number every step.
+Functions here replace modules *in place* with ``torch.compile`` wrappers (the originals stay
+reachable as ``module._orig_mod``) and are idempotent. Results match the eager modules up to
+floating-point reassociation; ``scripts/bench_paper_step.py`` measures both the speed and the
+difference.
+
+CUDA-graph replay (``reduce-overhead``) reuses its output buffers: a caller that keeps the
+UNet's output across two calls must copy it (the trainer converts it to float32 at once), and
+each optimisation step begins with :func:`mark_step`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = ["compile_prior", "compile_depth", "compile_vsd", "is_compiled", "mark_step"]
+
+
+def is_compiled(module: Any) -> bool:
+    """True if ``module`` is a ``torch.compile`` wrapper."""
+    return hasattr(module, "_orig_mod")
+
+
+def _compile(module: nn.Module, mode: str | None) -> nn.Module:
+    if is_compiled(module):
+        return module
+    return torch.compile(module, mode=mode, dynamic=False)  # type: ignore[return-value]
+
+
+def compile_prior(prior: Any, decoder: bool = False, unet_mode: str = "reduce-overhead") -> Any:
+    """Compiles a :class:`sdlib.priors.DiffusionPrior`'s UNet and VAE encoder (and decoder).
+
+    Args:
+        prior: the prior; its ``unet``, ``vae.encoder`` (and ``vae.decoder``) are replaced.
+        decoder: also compile the VAE decoder (SSD's depth and normal baselines decode ``x_t``).
+        unet_mode: ``torch.compile`` mode of the UNet, called without gradient:
+            ``"reduce-overhead"`` (CUDA graphs) or ``"default"``.
+
+    Returns:
+        ``prior``.
+    """
+    prior.unet = _compile(prior.unet, None if unet_mode == "default" else unet_mode)
+    prior.vae.encoder = _compile(prior.vae.encoder, None)
+    if decoder:
+        prior.vae.decoder = _compile(prior.vae.decoder, None)
+    return prior
+
+
+def compile_depth(depth: Any) -> Any:
+    """Compiles a :class:`sdlib.priors.DepthPrior`'s model (forward and backward to the input)."""
+    depth.model = _compile(depth.model, None)
+    return depth
+
+
+def compile_vsd(vsd: Any) -> Any:
+    """Compiles a :class:`sdlib.distill.vsd.VSD`'s LoRA UNet (prediction and training step)."""
+    vsd.unet = _compile(vsd.unet, None)
+    return vsd
+
+
+def mark_step() -> None:
+    """Tells CUDA-graph replay that a new optimisation step begins (outputs may be reused)."""
+    mark = getattr(torch.compiler, "cudagraph_mark_step_begin", None)
+    if mark is not None:
+        mark()
