@@ -313,7 +313,8 @@ class Trainer:
         if config.compile:
             from sdlib import accelerate
 
-            accelerate.compile_prior(self.prior, decoder=needs_depth)
+            accelerate.compile_prior(self.prior,
+                                     decoder=needs_depth and config.ssd.decoder == "vae")
             if needs_depth:
                 accelerate.compile_depth(self.depth_prior)
             if self.vsd is not None:
@@ -342,7 +343,8 @@ class Trainer:
         kind = self.config.ssd.baseline
         if kind == "constant":
             return constant_baseline
-        decode = self.prior.decode_latents
+        decode = (self.prior.decode_latents_linear if self.config.ssd.decoder == "linear"
+                  else self.prior.decode_latents)
         if kind == "depth":
             return depth_baseline(decode, self.depth_prior, out.depth, out.opacity,
                                   self.config.ssd.mask_threshold)

@@ -70,6 +70,12 @@ class SSDConfig:
     """How μ learns: Adam on the second moment, or the running closed form."""
     mask_threshold: float = 0.5
     """Pixels with rendered opacity above this are the object's, for the baselines."""
+    decoder: Literal["vae", "linear"] = "vae"
+    """How the depth and normal baselines turn ``x_t`` into an image: the prior's VAE decoder
+    (SteinDreamer's ``decode``), or a fitted affine latent → RGB map at the latent resolution
+    (:meth:`sdlib.priors.DiffusionPrior.decode_latents_linear`). Any φ keeps SSD unbiased; the
+    linear one skips the decoder's forward and backward (at 512² most of φ's cost) and fits
+    when the render is no finer than the latent grid (64² renders, 64² latents of SD)."""
 
     def __post_init__(self) -> None:
         if self.baseline not in ("depth", "normal", "constant"):
@@ -81,6 +87,8 @@ class SSDConfig:
                 f"SSDConfig.coefficient_update={self.coefficient_update!r}; "
                 "accepted: 'adam', 'ema'"
             )
+        if self.decoder not in ("vae", "linear"):
+            raise ValueError(f"SSDConfig.decoder={self.decoder!r}; accepted: 'vae', 'linear'")
         if not 0.0 <= self.mask_threshold < 1.0:
             raise ValueError(f"SSDConfig.mask_threshold={self.mask_threshold} not in [0, 1)")
 

@@ -240,6 +240,42 @@ class DiffusionPrior:
         x = self.vae.decode((latents / self.scaling_factor).to(self.dtype)).sample
         return ((x + 1.0) / 2.0).clamp(0.0, 1.0)
 
+    def linear_decoder(self) -> Tensor:
+        """``[C + 1, 3]``: a least-squares affine map from one latent to its cell's mean RGB.
+
+        A cheap stand-in for the VAE decoder at the *latent* resolution (the "latent preview"
+        idea), fitted once (cached) on smooth random colour images: each image ``[3, H, W]`` is
+        encoded to ``z`` ``[C, h, w]`` and average-pooled to ``[3, h, w]``; the map solves
+        ``min_W ||[z, 1] W − rgb||²`` over every latent cell.
+        """
+        if getattr(self, "_linear_decoder", None) is None:
+            g = torch.Generator().manual_seed(0)
+            n, size, f = 32, self.image_size, self.vae_scale_factor
+            low = torch.rand(n, 3, 6, 6, generator=g)
+            images = torch.nn.functional.interpolate(low, size=(size, size), mode="bicubic",
+                                                     align_corners=False).clamp(0, 1)
+            with torch.no_grad():
+                z = torch.cat([self.encode_images(images[i:i + 8].to(self.device)).float()
+                               for i in range(0, n, 8)])
+            target = torch.nn.functional.avg_pool2d(images, f).to(self.device)
+            a = z.permute(0, 2, 3, 1).reshape(-1, z.shape[1])
+            a = torch.cat([a, torch.ones_like(a[:, :1])], dim=1)
+            b = target.permute(0, 2, 3, 1).reshape(-1, 3)
+            self._linear_decoder = torch.linalg.lstsq(a.cpu(), b.cpu()).solution.to(self.device)
+        return self._linear_decoder
+
+    def decode_latents_linear(self, latents: Tensor) -> Tensor:
+        """Differentiable: latents ``[B, C, h, w]`` → images ``[B, 3, h, w]`` in [0, 1], affinely.
+
+        ``rgb = clamp(W[:C]ᵀ z + W[C], 0, 1)`` per latent cell, with ``W`` from
+        :meth:`linear_decoder`: no upsampling, a few hundred FLOPs per pixel instead of the VAE
+        decoder's millions.
+        """
+        w = self.linear_decoder()
+        z = latents.float()
+        rgb = torch.einsum("bchw,cd->bdhw", z, w[:-1]) + w[-1].reshape(1, 3, 1, 1)
+        return rgb.clamp(0.0, 1.0)
+
     # ------------------------------------------------------------------ noise prediction
     def unet_eps(self, latents_noisy: Tensor, t: Tensor | int, text_embeddings: Tensor) -> Tensor:
         """ε̂ for one conditioning (no guidance): ``[B, C, h, w]``; text_embeddings ``[B, L, D]``."""
