@@ -27,6 +27,7 @@ import argparse
 import json
 import statistics
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -119,9 +120,60 @@ def part_timings(trainer, n: int) -> dict[str, dict[str, float]]:
         res["phi_fwd_bwd"] = cuda_ms(lambda: stein_control_variate(phi, x_t, eps, sigma), n)
     if trainer.vsd is not None:
         vsd = trainer.vsd
-        res["lora_predict"] = cuda_ms(lambda: vsd.predict_noise(x_t, t, text, cams.c2w), n)
-        res["lora_train_step"] = cuda_ms(lambda: vsd.train_step(z, text, cams.c2w), n)
+        from sdlib.accelerate import mark_step
+
+        def lora_predict():
+            mark_step()
+            vsd.predict_noise(x_t, t, text, cams.c2w)
+
+        def lora_train():
+            mark_step()
+            vsd.train_step(z, text, cams.c2w)
+
+        res["lora_predict"] = cuda_ms(lora_predict, n)
+        res["lora_train_step"] = cuda_ms(lora_train, n)
     return res
+
+
+def micro_benchmarks(prior, depth, n: int) -> dict[str, dict[str, float]]:
+    """The VAE encoder, VAE decoder and depth model alone, forward + backward to the input:
+    eager NCHW, then eager with cuDNN autotuning and NHWC (restored afterwards)."""
+    dev = prior.device
+    img = torch.rand(1, 3, 512, 512, device=dev, requires_grad=True)
+    lat = torch.randn(1, 4, 64, 64, device=dev, requires_grad=True)
+    dimg = torch.rand(1, 3, 512, 512, device=dev, requires_grad=True)
+    fns = {
+        "vae_encoder": lambda: prior.encode_images(img).float().sum().backward(),
+        "vae_decoder": lambda: prior.decode_latents(lat).float().sum().backward(),
+        "depth_model": lambda: depth(dimg).sum().backward(),
+    }
+    res = {}
+    for name, fn in fns.items():
+        res[f"{name}_eager"] = cuda_ms(fn, n)
+    torch.backends.cudnn.benchmark = True
+    prior.vae.to(memory_format=torch.channels_last)
+    depth.model.to(memory_format=torch.channels_last)
+    for name, fn in fns.items():
+        res[f"{name}_eager_cudnn_benchmark_nhwc"] = cuda_ms(fn, n)
+    torch.backends.cudnn.benchmark = False
+    prior.vae.to(memory_format=torch.contiguous_format)
+    depth.model.to(memory_format=torch.contiguous_format)
+    return res
+
+
+def profile_step(trainer, n: int = 5) -> list[dict]:
+    """The 15 CUDA kernels (by total time) of ``n`` training steps."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(n):
+            trainer.step()
+        torch.cuda.synchronize()
+    rows = []
+    for e in sorted(prof.key_averages(), key=lambda e: -e.device_time_total)[:15]:
+        rows.append({"name": e.key[:90], "ms_per_step": e.device_time_total / 1000 / n,
+                     "calls_per_step": e.count / n})
+    return rows
 
 
 def main() -> None:
@@ -132,6 +184,11 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=8)
     ap.add_argument("--parts", type=int, default=10, help="repeats per part (0: skip parts)")
     ap.add_argument("--workdir", default="/tmp/sdlib_paper_models")
+    ap.add_argument("--micro", type=int, default=10, help="repeats of the module benchmarks")
+    ap.add_argument("--profile", default="sds_compiled,ssd_compiled",
+                    help="runs whose step is profiled (top kernels)")
+    ap.add_argument("--ssd_linear", action=argparse.BooleanOptionalAction, default=True,
+                    help="also SSD with the linear latent decoder (compiled)")
     ap.add_argument("--out", default="notes/bench_paper_step_h100.json")
     args = ap.parse_args()
 
@@ -152,6 +209,11 @@ def main() -> None:
     def save() -> None:
         out_path.write_text(json.dumps(report, indent=2))
 
+    if args.micro:
+        report["micro_ms"] = micro_benchmarks(prior, depth, args.micro)
+        save()
+        print("micro: " + ", ".join(f"{k} {v['median']:.1f}"
+                                    for k, v in report["micro_ms"].items()), flush=True)
     # a fixed input for the ε̂ comparison
     gen = torch.Generator().manual_seed(7)
     z = torch.randn(1, 4, 64, 64, generator=gen).cuda()
@@ -166,11 +228,16 @@ def main() -> None:
                 else None
         if eps_hat is not None:
             reference["eps_hat"] = eps_hat
-        for method in methods:
-            key = f"{method}_{variant}"
+        runs = [(m, m) for m in methods]
+        if compiled and args.ssd_linear and "ssd" in methods:
+            runs.append(("ssd", "ssd_linear"))
+        for method, name in runs:
+            key = f"{name}_{variant}"
             cfg = paper_config(PROMPT, method, device="cuda", compile=compiled, eval_every=0,  # type: ignore[arg-type]
                                checkpoint_every=0, turntable_frames=0, mesh_resolution=0,
                                prior=str(sd), depth=str(dpt))
+            if name == "ssd_linear":
+                cfg = replace(cfg, ssd=replace(cfg.ssd, decoder="linear"))
             trainer = Trainer(cfg, prior=prior, depth=depth)
             row: dict = {"method": method, "variant": variant,
                          "guidance_scale": cfg.guidance_scale}
@@ -178,13 +245,13 @@ def main() -> None:
             g = theta_gradient(trainer)
             torch.cuda.synchronize()
             row["first_gradient_s"] = time.time() - t1
-            if compiled and method in reference:
-                ref = reference[method]
+            if compiled and name in reference:
+                ref = reference[name]
                 row["theta_grad_rel_err"] = float((g - ref).norm() / ref.norm())
                 row["theta_grad_cosine"] = float(torch.nn.functional.cosine_similarity(
                     g, ref, dim=0))
             elif not compiled:
-                reference[method] = g
+                reference[name] = g
             t1 = time.time()
             for _ in range(args.warmup):
                 trainer.step()
@@ -194,6 +261,8 @@ def main() -> None:
             if args.parts:
                 row["parts_ms"] = part_timings(trainer, args.parts)
             row["max_memory_gb"] = torch.cuda.max_memory_allocated() / 2**30
+            if key in args.profile.split(","):
+                row["top_kernels"] = profile_step(trainer)
             report["runs"][key] = row
             save()
             print(f"{key:14s} step {row['step_ms']['median']:7.1f} ms "
@@ -201,6 +270,8 @@ def main() -> None:
                   f"first-grad {row['first_gradient_s']:.0f}s warmup {row['warmup_s']:.0f}s "
                   + (f"rel.err {row['theta_grad_rel_err']:.2e} cos {row['theta_grad_cosine']:.6f}"
                      if "theta_grad_rel_err" in row else ""), flush=True)
+            for k in row.get("top_kernels", [])[:6]:
+                print(f"    {k['ms_per_step']:6.2f} ms x{k['calls_per_step']:.0f} {k['name'][:70]}")
             if args.parts:
                 print("    parts: " + ", ".join(f"{k} {v['median']:.1f}"
                                                 for k, v in row["parts_ms"].items()), flush=True)
@@ -213,10 +284,10 @@ def main() -> None:
             report["eps_hat_rel_err"] = float((e - ref).norm() / ref.norm())
             save()
     runs = report["runs"]
-    summary = {}
+    summary: dict = {}
     for variant in args.variants.split(","):
         base = runs.get(f"sds_{variant}")
-        for method in methods:
+        for method in [*methods, "ssd_linear"]:
             r = runs.get(f"{method}_{variant}")
             if r is None or base is None:
                 continue

@@ -9,13 +9,14 @@ network                               called                           compiled 
 ====================================  ===============================  =======================
 prior UNet, guided ``ε̂`` ``[2B,4,h,w]``  no gradient                      Inductor + CUDA graphs
                                                                        (``reduce-overhead``)
-VAE encoder ``[B,3,H,W] → [B,8,h,w]``   forward + backward to the input  Inductor
-VAE decoder (SSD's φ)                 forward + backward to the input  Inductor
+VAE encoder ``[B,3,H,W] → [B,8,h,w]``   forward + backward to the input  Inductor, NHWC
+VAE decoder (SSD's φ)                 forward + backward to the input  Inductor, NHWC
 depth model (SSD's φ)                 forward + backward to the input  Inductor
-VSD's LoRA UNet                       no-grad prediction; training     Inductor
+VSD's LoRA UNet                       no-grad prediction; training     Inductor + CUDA graphs
 ====================================  ===============================  =======================
 
-The NeRF renderer stays eager: nerfacc's packed samples change in number every step.
+cuDNN's autotuner is switched on (``torch.backends.cudnn.benchmark``): every convolution has
+a fixed shape. The NeRF renderer stays eager: nerfacc's packed samples change in number every step.
 Functions here replace modules *in place* with ``torch.compile`` wrappers (the originals stay
 reachable as ``module._orig_mod``) and are idempotent. Results match the eager modules up to
 floating-point reassociation; ``scripts/bench_paper_step.py`` measures both the speed and the
@@ -59,6 +60,8 @@ def compile_prior(prior: Any, decoder: bool = False, unet_mode: str = "reduce-ov
     Returns:
         ``prior``.
     """
+    torch.backends.cudnn.benchmark = True  # fixed shapes: cuDNN times its algorithms once
+    prior.vae.to(memory_format=torch.channels_last)  # NHWC: tensor cores' layout at 512²
     prior.unet = _compile(prior.unet, None if unet_mode == "default" else unet_mode)
     prior.vae.encoder = _compile(prior.vae.encoder, None)
     if decoder:
@@ -72,9 +75,13 @@ def compile_depth(depth: Any) -> Any:
     return depth
 
 
-def compile_vsd(vsd: Any) -> Any:
-    """Compiles a :class:`sdlib.distill.vsd.VSD`'s LoRA UNet (prediction and training step)."""
-    vsd.unet = _compile(vsd.unet, None)
+def compile_vsd(vsd: Any, mode: str = "reduce-overhead") -> Any:
+    """Compiles a :class:`sdlib.distill.vsd.VSD`'s LoRA UNet (prediction and training step).
+
+    ``"reduce-overhead"`` replays both the no-grad prediction and the training forward and
+    backward as CUDA graphs (the LoRA weights are updated in place, so the graphs stay valid).
+    """
+    vsd.unet = _compile(vsd.unet, None if mode == "default" else mode)
     return vsd
 
 

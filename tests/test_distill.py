@@ -178,3 +178,10 @@ def test_timesteps_range_and_annealing() -> None:
         TimestepConfig(t_min=0.5, t_max=0.4)
     with pytest.raises(ValueError, match="weighting"):
         TimestepConfig(weighting="snr")  # type: ignore[arg-type]
+
+
+def test_ssd_config_rejects_unknown_decoder():
+    from sdlib.distill.ssd import SSDConfig
+
+    with pytest.raises(ValueError, match="decoder"):
+        SSDConfig(decoder="taesd")  # type: ignore[arg-type]

@@ -332,3 +332,24 @@ def test_paper_size_builders_match_the_real_models():
     # Intel/dpt-hybrid-midas: 123M, BiT stem + ViT-B/16 at 384²
     assert abs(sum(p.numel() for p in dpt.parameters()) - 122_377_985) == 0
     assert dpt.config.is_hybrid and dpt.config.image_size == 384
+
+
+def test_linear_decoder_fits_and_is_differentiable(eps_prior):
+    """The affine latent → RGB map: fitted once, beats the constant fit, carries gradients."""
+    import torch.nn.functional as F
+
+    w = eps_prior.linear_decoder()
+    assert w.shape == (eps_prior.latent_channels + 1, 3)
+    assert eps_prior.linear_decoder() is w  # cached
+    g = torch.Generator().manual_seed(3)
+    size, f = eps_prior.image_size, eps_prior.vae_scale_factor
+    images = F.interpolate(torch.rand(4, 3, 6, 6, generator=g), size=(size, size),
+                           mode="bicubic", align_corners=False).clamp(0, 1)
+    z = eps_prior.encode_images(images).detach().requires_grad_(True)
+    rgb = eps_prior.decode_latents_linear(z)
+    assert rgb.shape == (4, 3, size // f, size // f)
+    assert 0.0 <= float(rgb.min()) and float(rgb.max()) <= 1.0
+    target = F.avg_pool2d(images, f)
+    assert (rgb - target).pow(2).mean() < (target - target.mean()).pow(2).mean()
+    rgb.sum().backward()
+    assert z.grad is not None and torch.isfinite(z.grad).all() and z.grad.abs().sum() > 0
