@@ -109,7 +109,10 @@ def part_timings(trainer, n: int) -> dict[str, dict[str, float]]:
     x_t = prior.add_noise(z, eps, t)
     text = trainer.embeddings.for_views([0])
 
+    from sdlib.accelerate import mark_step
+
     def unet():
+        mark_step()
         with torch.no_grad():
             prior.predict_noise(x_t, t, text, cfg.guidance_scale).float()
 
@@ -117,11 +120,14 @@ def part_timings(trainer, n: int) -> dict[str, dict[str, float]]:
     if trainer.ssd is not None:
         phi = trainer._baseline(out, cams)
         sigma = prior.alpha_sigma(t)[1]
-        res["phi_fwd_bwd"] = cuda_ms(lambda: stein_control_variate(phi, x_t, eps, sigma), n)
+
+        def phi_fwd_bwd():
+            mark_step()
+            stein_control_variate(phi, x_t, eps, sigma)
+
+        res["phi_fwd_bwd"] = cuda_ms(phi_fwd_bwd, n)
     if trainer.vsd is not None:
         vsd = trainer.vsd
-        from sdlib.accelerate import mark_step
-
         def lora_predict():
             mark_step()
             vsd.predict_noise(x_t, t, text, cams.c2w)
@@ -184,8 +190,8 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=8)
     ap.add_argument("--parts", type=int, default=10, help="repeats per part (0: skip parts)")
     ap.add_argument("--workdir", default="/tmp/sdlib_paper_models")
-    ap.add_argument("--micro", type=int, default=10, help="repeats of the module benchmarks")
-    ap.add_argument("--profile", default="sds_compiled,ssd_compiled",
+    ap.add_argument("--micro", type=int, default=0, help="repeats of the module benchmarks")
+    ap.add_argument("--profile", default="sds_compiled,ssd_linear_compiled",
                     help="runs whose step is profiled (top kernels)")
     ap.add_argument("--ssd_linear", action=argparse.BooleanOptionalAction, default=True,
                     help="also SSD with the linear latent decoder (compiled)")

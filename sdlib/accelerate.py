@@ -9,14 +9,16 @@ network                               called                           compiled 
 ====================================  ===============================  =======================
 prior UNet, guided ``ε̂`` ``[2B,4,h,w]``  no gradient                      Inductor + CUDA graphs
                                                                        (``reduce-overhead``)
-VAE encoder ``[B,3,H,W] → [B,8,h,w]``   forward + backward to the input  Inductor, NHWC
-VAE decoder (SSD's φ)                 forward + backward to the input  Inductor, NHWC
-depth model (SSD's φ)                 forward + backward to the input  Inductor
+VAE encoder ``[B,3,H,W] → [B,8,h,w]``   forward + backward to the input  Inductor
+VAE decoder (SSD's φ)                 forward + backward to the input  Inductor
+depth model (SSD's φ)                 forward + backward to the input  Inductor + CUDA graphs
 VSD's LoRA UNet                       no-grad prediction; training     Inductor + CUDA graphs
 ====================================  ===============================  =======================
 
-cuDNN's autotuner is switched on (``torch.backends.cudnn.benchmark``): every convolution has
-a fixed shape. The NeRF renderer stays eager: nerfacc's packed samples change in number every step.
+The VAE's attention uses the explicit softmax(QKᵀ)V processor (see :func:`compile_prior`). Two
+things measured and *not* done: channels-last VAE weights and cuDNN autotuning made the VAE
+slower (``notes/perf_paper_step.md``). The NeRF renderer stays eager: nerfacc's packed samples
+change in number every step.
 Functions here replace modules *in place* with ``torch.compile`` wrappers (the originals stay
 reachable as ``module._orig_mod``) and are idempotent. Results match the eager modules up to
 floating-point reassociation; ``scripts/bench_paper_step.py`` measures both the speed and the
@@ -60,8 +62,12 @@ def compile_prior(prior: Any, decoder: bool = False, unet_mode: str = "reduce-ov
     Returns:
         ``prior``.
     """
-    torch.backends.cudnn.benchmark = True  # fixed shapes: cuDNN times its algorithms once
-    prior.vae.to(memory_format=torch.channels_last)  # NHWC: tensor cores' layout at 512²
+    from diffusers.models.attention_processor import AttnProcessor
+
+    # The VAE's one attention (64² = 4096 tokens, a single head of 512 channels) is too wide
+    # for flash attention; SDPA's memory-efficient kernel takes 6.6 ms for its backward alone.
+    # The explicit QKᵀ → softmax → V (a 4096² score matrix, 64 MB) is a few matmuls.
+    prior.vae.set_attn_processor(AttnProcessor())
     prior.unet = _compile(prior.unet, None if unet_mode == "default" else unet_mode)
     prior.vae.encoder = _compile(prior.vae.encoder, None)
     if decoder:
@@ -69,9 +75,13 @@ def compile_prior(prior: Any, decoder: bool = False, unet_mode: str = "reduce-ov
     return prior
 
 
-def compile_depth(depth: Any) -> Any:
-    """Compiles a :class:`sdlib.priors.DepthPrior`'s model (forward and backward to the input)."""
-    depth.model = _compile(depth.model, None)
+def compile_depth(depth: Any, mode: str = "reduce-overhead") -> Any:
+    """Compiles a :class:`sdlib.priors.DepthPrior`'s model (forward and backward to the input).
+
+    ``"reduce-overhead"``: DPT-Hybrid's BiT stem standardises every convolution's weights on
+    each call, hundreds of small kernels that CUDA graphs replay at once.
+    """
+    depth.model = _compile(depth.model, None if mode == "default" else mode)
     return depth
 
 

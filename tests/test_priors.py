@@ -353,3 +353,19 @@ def test_linear_decoder_fits_and_is_differentiable(eps_prior):
     assert (rgb - target).pow(2).mean() < (target - target.mean()).pow(2).mean()
     rgb.sum().backward()
     assert z.grad is not None and torch.isfinite(z.grad).all() and z.grad.abs().sum() > 0
+
+
+def test_vae_explicit_attention_matches_sdpa(eps_prior):
+    """sdlib.accelerate swaps the VAE's SDPA attention for the explicit one: same numbers."""
+    from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
+
+    img = torch.rand(2, 3, eps_prior.image_size, eps_prior.image_size,
+                     generator=torch.Generator().manual_seed(0))
+    try:
+        eps_prior.vae.set_attn_processor(AttnProcessor2_0())
+        ref = eps_prior.encode_images(img)
+        eps_prior.vae.set_attn_processor(AttnProcessor())
+        out = eps_prior.encode_images(img)
+    finally:
+        eps_prior.vae.set_attn_processor(AttnProcessor2_0())
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
