@@ -193,8 +193,9 @@ class LearnedCoefficient:
         """Current coefficient (detached), shape ``coefficient_shape(event, reduce)``."""
         return self._mu.detach()
 
-    def update(self, f: Tensor, h: Tensor) -> float:
-        """One Adam step on the second moment; returns the loss before the step.
+    def update(self, f: Tensor, h: Tensor) -> Tensor:
+        """One Adam step on the second moment; returns the loss before the step (0-dim, detached;
+        not a float, so that the host does not wait for the GPU).
 
         Args:
             f: ``[N, *event]`` target samples (detached here).
@@ -206,7 +207,7 @@ class LearnedCoefficient:
             self._opt.zero_grad(set_to_none=True)
             loss.backward()
         self._opt.step()
-        return float(loss.detach())
+        return loss.detach()
 
     def state_dict(self) -> dict:
         """``mu`` and the Adam state, for checkpoints."""

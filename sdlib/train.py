@@ -41,6 +41,7 @@ from sdlib.distill.common import (
     TimestepConfig,
     add_noise,
     alpha_sigma,
+    check_finite,
     pullback_loss,
     sample_timesteps,
     weighting,
@@ -332,6 +333,12 @@ class Trainer:
         return render_cameras(self.field, cameras, size, size, estimator=self.estimator,
                               config=self._train_render, generator=self.generator)
 
+    def _to_device(self, x: Tensor) -> Tensor:
+        """A CPU tensor on the run's device; on CUDA through pinned memory, without a host sync."""
+        if self.device.type != "cuda":
+            return x.to(self.device)
+        return x.pin_memory().to(self.device, non_blocking=True)
+
     def _encode(self, out: RenderOutput) -> Tensor:
         images = out.rgb.permute(0, 3, 1, 2)
         size = self.prior.image_size
@@ -360,18 +367,20 @@ class Trainer:
         out: RenderOutput,
         latents: Tensor,
         update_state: bool = True,
-    ) -> tuple[Tensor, dict[str, float]]:
+    ) -> tuple[Tensor, dict[str, Any]]:
         """The method's gradient ``[B, C, h, w]`` on the latents ``x`` of one batch of renders.
 
-        Draws ``t`` and ``ε``; with ``update_state`` SSD's ``μ`` and VSD's LoRA learn from this
-        batch *after* the gradient is formed.
+        Draws ``t`` and ``ε`` (on the CPU generator, for the same numbers on every device);
+        with ``update_state`` SSD's ``μ`` and VSD's LoRA learn from this batch *after* the
+        gradient is formed. The diagnostics are floats or 0-dim tensors.
         """
         cfg = self.config
         b = latents.shape[0]
         abar = self.prior.alphas_cumprod
-        t = sample_timesteps(cfg.timesteps, self.step_count, b, self.prior.num_train_timesteps,
-                             generator=self.generator, device=self.device)
-        eps = torch.randn(latents.shape, generator=self.generator).to(self.device)
+        t_cpu = sample_timesteps(cfg.timesteps, self.step_count, b,
+                                 self.prior.num_train_timesteps, generator=self.generator)
+        t = self._to_device(t_cpu)
+        eps = self._to_device(torch.randn(latents.shape, generator=self.generator))
         x = latents.detach()
         x_t = add_noise(x, eps, abar, t)
         w = weighting(cfg.timesteps, abar, t)
@@ -381,7 +390,8 @@ class Trainer:
             text = self.embeddings.repeat(b)
         with torch.no_grad():
             eps_pred = self.prior.predict_noise(x_t, t, text, cfg.guidance_scale).float()
-        info: dict[str, float] = {"t_mean": float(t.float().mean())}
+        # values stay tensors until the step's end: a float() here would stall the host
+        info: dict[str, Any] = {"t_mean": float(t_cpu.float().mean())}
         if cfg.method == "sds":
             grad = sds_gradient(eps_pred, eps, w)
         elif cfg.method == "ssd":
@@ -390,8 +400,7 @@ class Trainer:
             phi = self._baseline(out, cameras)
             grad, ssd_info = self.ssd.gradient(eps_pred, eps, x_t, sigma, w, phi,
                                                update=update_state)
-            info.update(phi_mean=float(ssd_info["phi"].mean()),
-                        mu_mean=float(ssd_info["mu_mean"]))
+            info.update(phi_mean=ssd_info["phi"].mean(), mu_mean=ssd_info["mu_mean"])
         else:
             assert self.vsd is not None
             eps_lora = self.vsd.predict_noise(x_t, t, text, cameras.c2w).float()
@@ -415,9 +424,10 @@ class Trainer:
         out = self.render(cameras)
         latents = self._encode(out)
         grad, info = self.latent_gradient(cameras, out, latents)
-        loss = pullback_loss(latents, grad) / cfg.batch_size
+        loss = pullback_loss(latents, grad, check=False) / cfg.batch_size
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        check_finite(grad, "Trainer.step")  # after queueing the backward, before the update
         self.optimizer.step()
         self.step_count += 1
         if self.estimator is not None:
@@ -432,7 +442,7 @@ class Trainer:
             "grad_norm_ema": self.grad_norm.norm,
             "opacity_mean": float(out.opacity.detach().mean()),
             "step_ms": 1000.0 * (time.perf_counter() - start),
-            **info,
+            **{k: float(v) for k, v in info.items()},
         }
         self._append("metrics.jsonl", record)
         return record

@@ -29,6 +29,7 @@ __all__ = [
     "add_noise",
     "weighting",
     "pullback_loss",
+    "check_finite",
 ]
 
 Weighting = Literal["sigma2", "uniform"]
@@ -133,17 +134,30 @@ def weighting(config: TimestepConfig, alphas_cumprod: Tensor, t: Tensor) -> Tens
     return 1.0 - alphas_cumprod.to(t.device)[t]
 
 
-def pullback_loss(x: Tensor, grad: Tensor) -> Tensor:
-    """Surrogate loss ``0.5 ||x − (x − grad).detach()||²`` whose gradient in ``x`` is ``grad``.
-
-    Raises:
-        FloatingPointError: if ``grad`` has a NaN or infinite value (before any update).
-    """
+def check_finite(grad: Tensor, where: str = "pullback_loss") -> None:
+    """Raises ``FloatingPointError`` if ``grad`` has a NaN or infinite value (a host sync)."""
     if not torch.isfinite(grad).all():
         bad = int((~torch.isfinite(grad)).sum())
         raise FloatingPointError(
-            f"pullback_loss: the distillation gradient has {bad} non-finite values "
+            f"{where}: the distillation gradient has {bad} non-finite values "
             f"(shape {tuple(grad.shape)}); no update was made"
         )
+
+
+def pullback_loss(x: Tensor, grad: Tensor, check: bool = True) -> Tensor:
+    """Surrogate loss ``0.5 ||x − (x − grad).detach()||²`` whose gradient in ``x`` is ``grad``.
+
+    Args:
+        x: ``[B, ...]`` the render's latents (with their graph to θ).
+        grad: ``[B, ...]`` the distillation gradient on ``x``.
+        check: check ``grad`` for NaN / inf here (a host sync). A caller that passes False
+            must call :func:`check_finite` itself before updating θ (the trainer does it after
+            the backward, so that the host can queue the backward while the UNet runs).
+
+    Raises:
+        FloatingPointError: if ``check`` and ``grad`` has a NaN or infinite value.
+    """
+    if check:
+        check_finite(grad)
     target = (x - grad).detach()
     return 0.5 * (x - target).pow(2).sum()

@@ -178,8 +178,11 @@ class VSD:
         text_embeddings: Tensor,
         c2w: Tensor,
         generator: torch.Generator | None = None,
-    ) -> float:
-        """One Adam step of the LoRA model's denoising loss on detached latents; returns the loss.
+    ) -> Tensor:
+        """One Adam step of the LoRA model's denoising loss on detached latents.
+
+        Returns the loss as a detached 0-dim tensor (``float()`` it when needed: converting
+        here would make the host wait for the GPU).
 
         Args:
             latents: ``[B, C, H, W]`` clean latents of the current renders (detached here).
@@ -209,4 +212,4 @@ class VSD:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
         self.optimizer.step()
-        return float(loss.detach())
+        return loss.detach()
