@@ -36,25 +36,11 @@ from sdlib.nerf import (
     tcnn_available,
     update_occupancy,
 )
+from sdlib.timing import cuda_timings
 
 
 def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
     return ((a.double() - b.double()).abs().max() / b.double().abs().max().clamp(min=1e-30)).item()
-
-
-def cuda_time(fn, warmup: int = 5, repeats: int = 30) -> float:
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(repeats):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        torch.cuda.synchronize()
-        times.append(start.elapsed_time(end))
-    return statistics.median(times)
 
 
 def boundary_points(layout, n_per_level: int, generator) -> torch.Tensor:
@@ -113,8 +99,8 @@ def bench_backends(config: HashGridConfig, n_points: int, device: str) -> dict:
             table.grad = None
             fn(x, table).backward(grad_out)
 
-        fwd = cuda_time(lambda fn=fn: fn(x, table.detach()))
-        timings[name] = {"forward_ms": fwd, "forward_backward_ms": cuda_time(step)}
+        fwd = cuda_timings(lambda fn=fn: fn(x, table.detach()))["median"]
+        timings[name] = {"forward_ms": fwd, "forward_backward_ms": cuda_timings(step)["median"]}
     return timings
 
 
@@ -169,8 +155,8 @@ def bench_render_step(prompt: str, device: str, n_rays: int = 4096) -> dict:
                 optimizer.step()
             samples.append(out.n_samples)
 
-        ms = cuda_time(lambda f=render_step: f(False), warmup=20, repeats=64)
-        ms_opt = cuda_time(lambda f=render_step: f(True), warmup=5, repeats=64)
+        ms = cuda_timings(lambda f=render_step: f(False), repeats=64, warmup=20)["median"]
+        ms_opt = cuda_timings(lambda f=render_step: f(True), repeats=64, warmup=5)["median"]
         report[name] = {"render_step_ms": ms, "with_adam_ms": ms_opt,
                         "mean_samples": statistics.mean(samples)}
         print(f"render step [{name}]: {ms:.2f} ms (+Adam {ms_opt:.2f}), "

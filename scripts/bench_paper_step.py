@@ -25,31 +25,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import torch
 
+from sdlib.timing import cuda_timings
+
 PROMPT = "a delicious hamburger"
 
 
 def cuda_ms(fn, n: int, warmup: int = 3) -> dict[str, float]:
     """Median and quartiles of ``fn()`` in milliseconds (CUDA events, after ``warmup`` calls)."""
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(n):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        fn()
-        b.record()
-        b.synchronize()
-        times.append(a.elapsed_time(b))
-    q = statistics.quantiles(times, n=4)
-    return {"median": statistics.median(times), "q1": q[0], "q3": q[2], "n": n}
+    return cuda_timings(fn, repeats=n, warmup=warmup)
 
 
 def build_models(workdir: Path) -> tuple[Path, Path]:
@@ -229,11 +218,9 @@ def main() -> None:
     methods = args.methods.split(",")
     for variant in args.variants.split(","):
         compiled = variant == "compiled"
-        with torch.no_grad():
-            eps_hat = prior.predict_noise(z, tt, emb, 100.0).float().clone() if not compiled \
-                else None
-        if eps_hat is not None:
-            reference["eps_hat"] = eps_hat
+        if not compiled:
+            with torch.no_grad():
+                reference["eps_hat"] = prior.predict_noise(z, tt, emb, 100.0).float().clone()
         runs = [(m, m) for m in methods]
         if compiled and args.ssd_linear and "ssd" in methods:
             runs.append(("ssd", "ssd_linear"))

@@ -69,7 +69,8 @@ def run_one(task: tuple[str, str, int, int, str, str]) -> dict:
 
     prompt, method, steps, seed, out, device = task
     torch.set_num_threads(1)
-    name = get_object(prompt).name
+    obj = get_object(prompt)
+    name = obj.name
     run_dir = Path(out) / "runs" / f"{name}_{method}"
     cfg = shapezoo_config(prompt, method, steps=steps, seed=seed, device=device,  # type: ignore[arg-type]
                           eval_every=max(steps // 4, 1), checkpoint_every=max(steps // 4, 1))
@@ -86,7 +87,7 @@ def run_one(task: tuple[str, str, int, int, str, str]) -> dict:
     step_ms = [json.loads(line)["step_ms"] for line in open(run_dir / "metrics.jsonl")]
     history = [json.loads(line) for line in open(run_dir / "eval.jsonl")]
     return {
-        "prompt": prompt, "object": name, "has_front": get_object(prompt).has_front,
+        "prompt": prompt, "object": name, "has_front": obj.has_front,
         "method": method, "steps": result.steps, "seed": seed, "wall_s": wall,
         "step_ms_median": statistics.median(step_ms[10:]) if len(step_ms) > 10 else None,
         "history": [{k: h[k] for k in ("step", "mask_iou", "classifier_accuracy") if k in h}

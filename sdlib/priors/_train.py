@@ -88,16 +88,6 @@ OVERHEAD_FRACTION = 0.15
 never goes above 45 degrees, but the priors are asked for every view suffix, "overhead view" too."""
 
 
-@dataclass
-class _Views:
-    images: Tensor
-    depth: Tensor
-    mask: Tensor
-    object_index: Tensor
-    view_index: Tensor
-    captions: list[str]
-
-
 def default_views_fn(batch_size: int, generator: torch.Generator, device: str, size: int):
     """ShapeZoo renders, camera preset ``SHAPEZOO_CAMERAS`` (distance 1.75, fovy 55), plus a
     fraction :data:`OVERHEAD_FRACTION` from the same preset with elevation in [60.5, 85] degrees."""
@@ -118,7 +108,7 @@ def default_views_fn(batch_size: int, generator: torch.Generator, device: str, s
         for b, c in configs
         if b > 0
     ]
-    return _Views(
+    return ViewData(
         *(
             torch.cat([getattr(b, k) for b in batches])
             for k in ("images", "depth", "mask", "object_index", "view_index")

@@ -111,6 +111,7 @@ class DiffusionPrior:
         self.source = source
         self._load(source)
         self._cache: dict[str, PromptEmbeddings] = {}
+        self._linear_decoder: Tensor | None = None
 
     # ------------------------------------------------------------------ loading
     def _load(self, source: str | Path) -> None:
@@ -248,7 +249,7 @@ class DiffusionPrior:
         encoded to ``z`` ``[C, h, w]`` and average-pooled to ``[3, h, w]``; the map solves
         ``min_W ||[z, 1] W − rgb||²`` over every latent cell.
         """
-        if getattr(self, "_linear_decoder", None) is None:
+        if self._linear_decoder is None:
             g = torch.Generator().manual_seed(0)
             n, size, f = 32, self.image_size, self.vae_scale_factor
             low = torch.rand(n, 3, 6, 6, generator=g)
