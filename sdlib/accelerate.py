@@ -9,16 +9,22 @@ network                               called                           compiled 
 ====================================  ===============================  =======================
 prior UNet, guided ``ε̂`` ``[2B,4,h,w]``  no gradient                      Inductor + CUDA graphs
                                                                        (``reduce-overhead``)
-VAE encoder ``[B,3,H,W] → [B,8,h,w]``   forward + backward to the input  Inductor
-VAE decoder (SSD's φ)                 forward + backward to the input  Inductor
+VAE encoder ``[B,3,H,W] → [B,8,h,w]``   forward + backward to the input  Inductor, channels-last
+VAE decoder (SSD's φ)                 forward + backward to the input  Inductor, channels-last,
+                                                                       sub-pixel upsamplers
 depth model (SSD's φ)                 forward + backward to the input  Inductor + CUDA graphs
 VSD's LoRA UNet                       no-grad prediction; training     Inductor + CUDA graphs
 ====================================  ===============================  =======================
 
-The VAE's attention uses the explicit softmax(QKᵀ)V processor (see :func:`compile_prior`). Two
-things measured and *not* done: channels-last VAE weights and cuDNN autotuning made the VAE
+The VAE's attention uses the explicit softmax(QKᵀ)V processor and its convolutions run
+channels-last inside the compiled graph (see :func:`compile_prior`); the decoder's "nearest 2×
+upsample, then 3×3 convolution" runs as the equal 2×2 convolutions at low resolution
+(:class:`SubpixelUpsample2D`, tested against diffusers' module). Measured and *not* done:
+channels-last *weights* (eager or compiled) and cuDNN autotuning made the VAE slower; forced
+channels-last made DPT-Hybrid slower; φ on a second CUDA stream beside the UNet made the pair
 slower (``notes/perf_paper_step.md``). The NeRF renderer stays eager: nerfacc's packed samples
 change in number every step.
+
 Functions here replace modules *in place* with ``torch.compile`` wrappers (the originals stay
 reachable as ``module._orig_mod``) and are idempotent. Results match the eager modules up to
 floating-point reassociation; ``scripts/bench_paper_step.py`` measures both the speed and the
@@ -34,9 +40,19 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import nn
+import torch.nn.functional as F
+from torch import Tensor, nn
 
-__all__ = ["compile_prior", "compile_depth", "compile_vsd", "is_compiled", "mark_step"]
+__all__ = [
+    "SubpixelUpsample2D",
+    "compile_depth",
+    "compile_prior",
+    "compile_vsd",
+    "is_compiled",
+    "mark_step",
+    "subpixel_conv_weights",
+    "subpixel_upsamplers",
+]
 
 
 def is_compiled(module: Any) -> bool:
@@ -44,10 +60,16 @@ def is_compiled(module: Any) -> bool:
     return hasattr(module, "_orig_mod")
 
 
-def _compile(module: nn.Module, mode: str | None) -> nn.Module:
+def _compile(module: nn.Module, mode: str | None, channels_last: bool = False) -> nn.Module:
+    """``torch.compile`` at fixed shapes; ``channels_last``: Inductor runs every convolution
+    channels-last (``force_layout_optimization``) whatever the layout of the inputs."""
     if is_compiled(module):
         return module
-    return torch.compile(module, mode=mode, dynamic=False)  # type: ignore[return-value]
+    options = {"force_layout_optimization": True} if channels_last else None
+    if mode is not None and options is not None:
+        options["triton.cudagraphs"] = mode == "reduce-overhead"
+        mode = None  # torch.compile takes a mode or options, not both
+    return torch.compile(module, mode=mode, dynamic=False, options=options)  # type: ignore[return-value]
 
 
 def compile_prior(prior: Any, decoder: bool = False, unet_mode: str = "reduce-overhead") -> Any:
@@ -69,9 +91,15 @@ def compile_prior(prior: Any, decoder: bool = False, unet_mode: str = "reduce-ov
     # The explicit QKᵀ → softmax → V (a 4096² score matrix, 64 MB) is a few matmuls.
     prior.vae.set_attn_processor(AttnProcessor())
     prior.unet = _compile(prior.unet, None if unet_mode == "default" else unet_mode)
-    prior.vae.encoder = _compile(prior.vae.encoder, None)
+    # cuDNN runs the VAE's 512² convolutions in NHWC; left NCHW, every convolution is wrapped in
+    # two layout transposes (4 ms of the decoder's 24). Inductor's forced channels-last layout
+    # removes them: encoder fwd+bwd 11.6 → 9.9 ms, decoder 24.0 → 19.0 ms with the sub-pixel
+    # upsamplers, which also replace the nearest-upsample backward's scatter (bench_vae.py).
+    prior.vae.encoder = _compile(prior.vae.encoder, None, channels_last=True)
     if decoder:
-        prior.vae.decoder = _compile(prior.vae.decoder, None)
+        if not is_compiled(prior.vae.decoder):
+            subpixel_upsamplers(prior.vae.decoder)
+        prior.vae.decoder = _compile(prior.vae.decoder, None, channels_last=True)
     return prior
 
 
@@ -79,7 +107,8 @@ def compile_depth(depth: Any, mode: str = "reduce-overhead") -> Any:
     """Compiles a :class:`sdlib.priors.DepthPrior`'s model (forward and backward to the input).
 
     ``"reduce-overhead"``: DPT-Hybrid's BiT stem standardises every convolution's weights on
-    each call, hundreds of small kernels that CUDA graphs replay at once.
+    each call, hundreds of small kernels that CUDA graphs replay at once (fwd+bwd 24.4 → 7.8
+    ms). Forced channels-last convolutions, which pay in the VAE, made it slower (8.6 ms).
     """
     depth.model = _compile(depth.model, None if mode == "default" else mode)
     return depth
@@ -100,3 +129,98 @@ def mark_step() -> None:
     mark = getattr(torch.compiler, "cudagraph_mark_step_begin", None)
     if mark is not None:
         mark()
+
+
+# ---------------------------------------------------------------------- sub-pixel upsampling
+def subpixel_conv_weights(weight: Tensor) -> Tensor:
+    r"""The four 2×2 kernels equal to "nearest 2× upsample, then a 3×3 convolution".
+
+    With ``U[p, q] = x[⌊p/2⌋, ⌊q/2⌋]`` and ``y = w ⋆ U`` (3×3, padding 1), output row ``2i + a``
+    reads ``U`` rows ``2i + a − 1 … 2i + a + 1``, i.e. ``x`` rows ``(i − 1, i, i)`` for ``a = 0``
+    and ``(i, i, i + 1)`` for ``a = 1``. Folding the repeated rows (and columns alike):
+
+        a = 0:  taps (i − 1, i)  with kernel rows (w₀, w₁ + w₂)
+        a = 1:  taps (i, i + 1)  with kernel rows (w₀ + w₁, w₂)
+
+    Args:
+        weight: ``[O, C, 3, 3]``.
+
+    Returns:
+        ``[4·O, C, 2, 2]``: phases ``(a, b) = (0,0), (0,1), (1,0), (1,1)``, ``O`` channels each.
+    """
+    if weight.ndim != 4 or tuple(weight.shape[-2:]) != (3, 3):
+        raise ValueError(f"subpixel_conv_weights: expected [O, C, 3, 3], got {tuple(weight.shape)}")
+
+    def fold(w: Tensor, phase: int, dim: int) -> Tensor:
+        w0, w1, w2 = w.unbind(dim)
+        pair = (w0, w1 + w2) if phase == 0 else (w0 + w1, w2)
+        return torch.stack(pair, dim)
+
+    rows = [fold(weight, a, 2) for a in (0, 1)]  # [O, C, 2, 3]
+    return torch.cat([fold(r, b, 3) for r in rows for b in (0, 1)])
+
+
+class SubpixelUpsample2D(nn.Module):
+    r"""diffusers' ``Upsample2D`` (nearest 2×, then a 3×3 convolution), computed at low resolution.
+
+    The upsampled map repeats every pixel four times, so the 3×3 convolution over it equals,
+    phase by phase, a 2×2 convolution over the input (:func:`subpixel_conv_weights`): one
+    convolution ``[B, C, H + 2, W + 2] → [B, 4·O, H + 1, W + 1]`` whose four phases are
+    interleaved into ``[B, O, 2H, 2W]``. The same function (up to floating-point reassociation)
+    for 16 instead of 36 multiply-adds per ``H·W·C·O``; the SD VAE decoder's three upsamplers
+    are 28% of its FLOPs, so it does 16% fewer. The weights are folded on every call from the
+    wrapped ``conv`` (3×3 kernels: a few kernels), so they stay the module's own.
+    """
+
+    def __init__(self, upsample: nn.Module) -> None:
+        super().__init__()
+        conv = getattr(upsample, "conv", None)
+        ok = (
+            isinstance(conv, nn.Conv2d) and upsample.use_conv and not upsample.use_conv_transpose
+            and upsample.interpolate and upsample.norm is None and conv.kernel_size == (3, 3)
+            and conv.padding == (1, 1) and conv.stride == (1, 1) and conv.dilation == (1, 1)
+            and conv.groups == 1
+        )
+        if not ok:
+            raise ValueError(
+                "SubpixelUpsample2D: accepts an Upsample2D with use_conv=True, interpolate=True, "
+                f"no norm and a 3×3 convolution of padding 1; got {upsample!r}"
+            )
+        self.channels = upsample.channels
+        self.out_channels = upsample.out_channels
+        self.conv = conv
+
+    def forward(self, hidden_states: Tensor, output_size: Any = None, *args: Any,
+                **kwargs: Any) -> Tensor:
+        """``[B, C, H, W] → [B, O, 2H, 2W]``."""
+        b, c, h, w = hidden_states.shape
+        if output_size is not None and tuple(output_size) != (2 * h, 2 * w):
+            raise ValueError(f"SubpixelUpsample2D: output_size={output_size}; accepted: None "
+                             f"or {(2 * h, 2 * w)} (exact 2× upsampling)")
+        conv = self.conv
+        bias = None if conv.bias is None else conv.bias.repeat(4)
+        y = F.conv2d(F.pad(hidden_states, (1, 1, 1, 1)), subpixel_conv_weights(conv.weight), bias)
+        o = self.out_channels
+        y = y.unflatten(1, (2, 2, o))  # [B, a, b, O, H + 1, W + 1]
+        rows = [torch.stack([y[:, a, 0, :, a:a + h, :w], y[:, a, 1, :, a:a + h, 1:]], dim=-1)
+                for a in (0, 1)]  # [B, O, H, W, 2] each
+        out = torch.stack([r.flatten(-2) for r in rows], dim=3)  # [B, O, H, 2, 2W]
+        return out.reshape(b, o, 2 * h, 2 * w)
+
+
+def subpixel_upsamplers(module: nn.Module) -> int:
+    """Replaces, in place, every eligible diffusers ``Upsample2D`` under ``module`` by a
+    :class:`SubpixelUpsample2D` sharing its convolution. Returns how many were replaced."""
+    from diffusers.models.upsampling import Upsample2D
+
+    count = 0
+    for parent in list(module.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, Upsample2D):
+                try:
+                    sub = SubpixelUpsample2D(child)
+                except ValueError:
+                    continue
+                setattr(parent, name, sub)  # also right for a ModuleList: its names are "0", "1", …
+                count += 1
+    return count
