@@ -44,6 +44,7 @@ from sdlib.distill.common import (
     check_finite,
     pullback_loss,
     sample_timesteps,
+    to_device,
     weighting,
 )
 from sdlib.distill.sds import sds_gradient
@@ -334,10 +335,8 @@ class Trainer:
                               config=self._train_render, generator=self.generator)
 
     def _to_device(self, x: Tensor) -> Tensor:
-        """A CPU tensor on the run's device; on CUDA through pinned memory, without a host sync."""
-        if self.device.type != "cuda":
-            return x.to(self.device)
-        return x.pin_memory().to(self.device, non_blocking=True)
+        """A CPU tensor on the run's device, without a host sync (``common.to_device``)."""
+        return to_device(x, self.device)
 
     def _encode(self, out: RenderOutput) -> Tensor:
         images = out.rgb.permute(0, 3, 1, 2)

@@ -30,6 +30,7 @@ __all__ = [
     "weighting",
     "pullback_loss",
     "check_finite",
+    "to_device",
 ]
 
 Weighting = Literal["sigma2", "uniform"]
@@ -132,6 +133,16 @@ def weighting(config: TimestepConfig, alphas_cumprod: Tensor, t: Tensor) -> Tens
     if config.weighting == "uniform":
         return torch.ones(t.shape, device=t.device, dtype=alphas_cumprod.dtype)
     return 1.0 - alphas_cumprod.to(t.device)[t]
+
+
+def to_device(x: Tensor, device: torch.device | str) -> Tensor:
+    """A CPU tensor (e.g. drawn from a CPU generator) on ``device``; on CUDA through pinned
+    memory and ``non_blocking``, so that the host does not wait for the GPU's queue to drain
+    (a copy from pageable memory would)."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return x.to(device)
+    return x.pin_memory().to(device, non_blocking=True)
 
 
 def check_finite(grad: Tensor, where: str = "pullback_loss") -> None:

@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from sdlib.distill.common import alpha_sigma
+from sdlib.distill.common import alpha_sigma, to_device
 
 __all__ = ["VSDConfig", "VSD", "vsd_gradient", "CameraEmbedding", "to_epsilon"]
 
@@ -151,7 +151,9 @@ class VSD:
         # activations to the adapter's dtype and back, diffusers the camera embedding's output
         for p in self.parameters:
             p.data = p.data.float()
-        self.optimizer = torch.optim.Adam(self.parameters, lr=config.lr)
+        # one fused kernel for all LoRA tensors on CUDA (hundreds of small ones otherwise)
+        fused = all(p.is_cuda for p in self.parameters)
+        self.optimizer = torch.optim.Adam(self.parameters, lr=config.lr, fused=fused or None)
 
     def predict_noise(
         self, x_t: Tensor, t: Tensor, text_embeddings: Tensor, c2w: Tensor
@@ -193,12 +195,13 @@ class VSD:
         x = latents.detach()
         b = x.shape[0]
         num_t = self.alphas_cumprod.shape[0]
-        t = torch.randint(0, num_t, (b,), generator=generator).to(x.device)
-        eps = torch.randn(x.shape, generator=generator).to(x.device, x.dtype)
+        # drawn on the CPU generator, copied without making the host wait for the GPU
+        t = to_device(torch.randint(0, num_t, (b,), generator=generator), x.device)
+        eps = to_device(torch.randn(x.shape, generator=generator).to(x.dtype), x.device)
         alpha, sigma = alpha_sigma(self.alphas_cumprod, t)
         shape = (-1, *([1] * (x.dim() - 1)))
         x_t = alpha.reshape(shape).to(x.dtype) * x + sigma.reshape(shape).to(x.dtype) * eps
-        drop = torch.rand(b, generator=generator).to(x.device) < self.config.camera_dropout
+        drop = to_device(torch.rand(b, generator=generator) < self.config.camera_dropout, x.device)
         cam = torch.where(drop[:, None, None], torch.zeros_like(c2w), c2w)
         if self.prediction_type == "epsilon":
             target = eps
