@@ -10,6 +10,8 @@ randomly initialised modules of the real sizes in float16:
   compiled, NCHW and channels-last, with CUDA graphs, and with the exact sub-pixel form of the
   decoder's nearest-upsample + 3×3 convolutions (:func:`sdlib.accelerate.subpixel_upsamplers`);
 * ``depth``: DPT-Hybrid forward + backward to its input, float32 and float16, eager and compiled;
+* ``unet``: the SD 2.1-base UNet, guided (batch 2) and forward + backward (batch 1), eager and as
+  CUDA graphs, with and without forced channels-last convolutions;
 * ``overlap``: the guided UNet (batch 2) and φ (decoder + DPT, forward + backward), one after the
   other and on two CUDA streams at once;
 
@@ -26,6 +28,7 @@ Writes ``--out`` as it goes and prints a table.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import time
 from pathlib import Path
@@ -77,6 +80,8 @@ def main() -> None:
                     "compiled_forcelayout_subpixel,compiled_forcelayout_nhwc_subpixel,"
                     "cudagraphs_forcelayout_nhwc_subpixel")
     ap.add_argument("--repeats", type=int, default=20)
+    ap.add_argument("--unet_precision", action="store_true",
+                    help="unet part: float32 vs float16, eager vs CUDA graphs")
     ap.add_argument("--profile", default="", help="variants whose CUDA kernels are listed")
     ap.add_argument("--budget_s", type=float, default=540, help="skip what starts after this")
     ap.add_argument("--out", default="notes/bench_vae_h100.json")
@@ -186,6 +191,12 @@ def main() -> None:
         for k, v in report["depth"].items():
             print(f"depth    {k:28s} {v['ms']:7.2f} ms  vs fp32 eager: depth "
                   f"{v['depth_rel_err']:.1e}, input grad {v['grad_rel_err']:.1e}", flush=True)
+    if "unet" in parts and time.time() - t0 < args.budget_s:
+        report["unet"] = unet_variants(args.repeats, precision_check=args.unet_precision)
+        save()
+        for k, v in report["unet"].items():
+            print(f"unet     {k:34s} {v['ms']:7.2f} ms  err vs eager {v['rel_err_vs_eager']:.1e}",
+                  flush=True)
     if "overlap" in parts and time.time() - t0 < args.budget_s:
         try:
             report["overlap"] = overlap(args.repeats)
@@ -232,6 +243,62 @@ def depth_variants(n: int) -> dict:
         res[name] = {"ms": cuda_timings(step, n, 3)["median"],
                      "depth_rel_err": float((d - ref[0]).norm() / ref[0].norm()),
                      "grad_rel_err": float((g - ref[1]).norm() / ref[1].norm())}
+    return res
+
+
+def unet_variants(n: int, precision_check: bool = False) -> dict:
+    """The SD 2.1-base UNet at 64² latents: the guided prediction (batch 2, no gradient) and a
+    forward + backward to the input at batch 1 (the shape of VSD's LoRA training step), eager and
+    compiled with CUDA graphs, with and without forced channels-last convolutions.
+
+    ``precision_check``: instead, the forward + backward in float32 and float16, eager and as
+    CUDA graphs, each against eager float32 (is a compiled difference rounding or an error?).
+    """
+    from sdlib.accelerate import _compile, mark_step
+    from sdlib.priors.build import build_sd21_base_components
+
+    with torch.device("cuda"):
+        unet32 = build_sd21_base_components(["a"])["unet"]
+    unet32 = unet32.eval().requires_grad_(False)
+    unet16 = copy.deepcopy(unet32).half()
+    g = torch.Generator().manual_seed(4)
+    x2 = torch.randn(2, 4, 64, 64, generator=g).cuda()
+    e2 = torch.randn(2, 77, 1024, generator=g).cuda()
+    t2 = torch.tensor([500, 500], device="cuda")
+    if precision_check:
+        runs = [("fwd_bwd_batch1", "eager_fp32", None, False),
+                ("fwd_bwd_batch1", "eager_fp16", None, False),
+                ("fwd_bwd_batch1", "cudagraphs_fp32", "reduce-overhead", False),
+                ("fwd_bwd_batch1", "cudagraphs_fp16", "reduce-overhead", False)]
+    else:
+        runs = [(kind, name, mode, cl) for name, mode, cl in (
+            ("eager", None, False), ("cudagraphs", "reduce-overhead", False),
+            ("cudagraphs_forcelayout", "reduce-overhead", True))
+            for kind in ("guided_batch2", "fwd_bwd_batch1")]
+    res, refs = {}, {}
+    for kind, name, mode, cl in runs:
+        torch._dynamo.reset()
+        base = unet32 if name.endswith("fp32") else unet16
+        dt = next(base.parameters()).dtype
+        net = base if mode is None else _compile(base, mode, channels_last=cl)
+
+        def guided(net=net, dt=dt):
+            mark_step()
+            with torch.no_grad():
+                return net(x2.to(dt), t2, encoder_hidden_states=e2.to(dt)).sample
+
+        def fwd_bwd(net=net, dt=dt):
+            mark_step()
+            x = x2[:1].to(dt).requires_grad_(True)
+            out = net(x, t2[:1], encoder_hidden_states=e2[:1].to(dt)).sample
+            return torch.autograd.grad(out.float().square().mean(), x)[0]
+
+        fn = guided if kind == "guided_batch2" else fwd_bwd
+        out = fn().float().clone()
+        refs.setdefault(kind, out)
+        res[f"{kind}_{name}"] = {
+            "ms": cuda_timings(fn, n, 3)["median"],
+            "rel_err_vs_eager": float((out - refs[kind]).norm() / refs[kind].norm())}
     return res
 
 
