@@ -334,10 +334,6 @@ class Trainer:
         return render_cameras(self.field, cameras, size, size, estimator=self.estimator,
                               config=self._train_render, generator=self.generator)
 
-    def _to_device(self, x: Tensor) -> Tensor:
-        """A CPU tensor on the run's device, without a host sync (``common.to_device``)."""
-        return to_device(x, self.device)
-
     def _encode(self, out: RenderOutput) -> Tensor:
         images = out.rgb.permute(0, 3, 1, 2)
         size = self.prior.image_size
@@ -378,8 +374,8 @@ class Trainer:
         abar = self.prior.alphas_cumprod
         t_cpu = sample_timesteps(cfg.timesteps, self.step_count, b,
                                  self.prior.num_train_timesteps, generator=self.generator)
-        t = self._to_device(t_cpu)
-        eps = self._to_device(torch.randn(latents.shape, generator=self.generator))
+        t = to_device(t_cpu, self.device)
+        eps = to_device(torch.randn(latents.shape, generator=self.generator), self.device)
         x = latents.detach()
         x_t = add_noise(x, eps, abar, t)
         w = weighting(cfg.timesteps, abar, t)

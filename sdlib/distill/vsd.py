@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from sdlib.distill.common import alpha_sigma, to_device
+from sdlib.distill.common import add_noise, alpha_sigma, to_device
 
 __all__ = ["VSDConfig", "VSD", "vsd_gradient", "CameraEmbedding", "to_epsilon"]
 
@@ -198,14 +198,14 @@ class VSD:
         # drawn on the CPU generator, copied without making the host wait for the GPU
         t = to_device(torch.randint(0, num_t, (b,), generator=generator), x.device)
         eps = to_device(torch.randn(x.shape, generator=generator).to(x.dtype), x.device)
-        alpha, sigma = alpha_sigma(self.alphas_cumprod, t)
-        shape = (-1, *([1] * (x.dim() - 1)))
-        x_t = alpha.reshape(shape).to(x.dtype) * x + sigma.reshape(shape).to(x.dtype) * eps
+        x_t = add_noise(x, eps, self.alphas_cumprod, t)
         drop = to_device(torch.rand(b, generator=generator) < self.config.camera_dropout, x.device)
         cam = torch.where(drop[:, None, None], torch.zeros_like(c2w), c2w)
         if self.prediction_type == "epsilon":
             target = eps
-        else:
+        else:  # v = α_t ε − σ_t x
+            alpha, sigma = alpha_sigma(self.alphas_cumprod, t)
+            shape = (-1, *([1] * (x.dim() - 1)))
             target = alpha.reshape(shape).to(x.dtype) * eps - sigma.reshape(shape).to(x.dtype) * x
         with torch.enable_grad():
             out = self.unet(x_t.to(self.dtype), t,
