@@ -92,7 +92,7 @@ def part_timings(trainer, n: int) -> dict[str, dict[str, float]]:
 
     res["upsample_encode_fwd_bwd"] = cuda_ms(encode_fb, n)
     with torch.no_grad():
-        z = trainer._encode(out)
+        z = trainer.encode(out)
     t = torch.full((1,), 500, device=trainer.device, dtype=torch.long)
     eps = torch.randn(z.shape, generator=gen).to(trainer.device)
     x_t = prior.add_noise(z, eps, t)
@@ -106,8 +106,9 @@ def part_timings(trainer, n: int) -> dict[str, dict[str, float]]:
             prior.predict_noise(x_t, t, text, cfg.guidance_scale).float()
 
     res["unet_guided"] = cuda_ms(unet, n)
-    if trainer.ssd is not None:
-        phi = trainer._baseline(out, cams)
+    if cfg.method == "ssd":
+        draw = trainer.make_draw(cams, out, z)
+        phi = trainer.method.baseline(draw)
         sigma = prior.alpha_sigma(t)[1]
 
         def phi_fwd_bwd():
@@ -115,8 +116,9 @@ def part_timings(trainer, n: int) -> dict[str, dict[str, float]]:
             stein_control_variate(phi, x_t, eps, sigma)
 
         res["phi_fwd_bwd"] = cuda_ms(phi_fwd_bwd, n)
-    if trainer.vsd is not None:
-        vsd = trainer.vsd
+    if cfg.method == "vsd":
+        vsd = trainer.method
+
         def lora_predict():
             mark_step()
             vsd.predict_noise(x_t, t, text, cams.c2w)

@@ -99,9 +99,20 @@ def compile_prior(prior: Any, decoder: bool = False, unet_mode: str = "reduce-ov
     # upsamplers, which also replace the nearest-upsample backward's scatter (bench_vae.py).
     prior.vae.encoder = _compile(prior.vae.encoder, None, channels_last=True)
     if decoder:
-        if not is_compiled(prior.vae.decoder):
-            subpixel_upsamplers(prior.vae.decoder)
-        prior.vae.decoder = _compile(prior.vae.decoder, None, channels_last=True)
+        compile_decoder(prior)
+    return prior
+
+
+def compile_decoder(prior: Any) -> Any:
+    """Compiles a prior's VAE decoder (channels-last, sub-pixel upsamplers); SSD's depth and
+    normal baselines decode ``x_t`` through it, forward and backward. Returns ``prior``."""
+    if is_compiled(prior.vae.decoder):
+        return prior
+    from diffusers.models.attention_processor import AttnProcessor
+
+    prior.vae.set_attn_processor(AttnProcessor())
+    subpixel_upsamplers(prior.vae.decoder)
+    prior.vae.decoder = _compile(prior.vae.decoder, None, channels_last=True)
     return prior
 
 

@@ -249,6 +249,7 @@ def sample_cameras(
     n: int,
     generator: torch.Generator | None = None,
     device: torch.device | str = "cpu",
+    stratified: bool = False,
 ) -> Cameras:
     """Draws ``n`` cameras with every coordinate uniform in its range (angles in degrees).
 
@@ -257,10 +258,16 @@ def sample_cameras(
         n: number of cameras, >= 1.
         generator: a CPU ``torch.Generator`` for reproducible draws.
         device: device of the result.
+        stratified: one azimuth per stratum of the range, in random order (each camera on its
+            own still uniform; :func:`sdlib.distill.common.stratified_uniform`).
     """
     if n < 1:
         raise ValueError(f"sample_cameras: n={n} must be >= 1")
     u = torch.rand(4, n, generator=generator)
+    if stratified:
+        from sdlib.distill.common import stratified_uniform
+
+        u[1] = stratified_uniform(n, generator)
 
     def lerp(rng: tuple[float, float], x: Tensor) -> Tensor:
         return rng[0] + (rng[1] - rng[0]) * x

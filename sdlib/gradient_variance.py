@@ -40,7 +40,7 @@ def theta_gradient(trainer: Any) -> Tensor:
     cfg = trainer.config
     cameras = sample_cameras(cfg.cameras, 1, trainer.generator, trainer.device)
     out = trainer.render(cameras)
-    latents = trainer._encode(out)
+    latents = trainer.encode(out)
     grad, _ = trainer.latent_gradient(cameras, out, latents, update_state=False)
     loss = pullback_loss(latents, grad)
     params = [p for p in trainer.field.parameters() if p.requires_grad]

@@ -5,10 +5,23 @@ A step (DESIGN.md §2), for a batch of ``B`` cameras ``c`` drawn from the camera
 1. render the NeRF: ``rgb, depth, opacity = g(θ, c)`` at ``render_size²``;
 2. resize to the prior's resolution and encode: ``x = E(rgb)`` (differentiable);
 3. draw ``t``, ``ε``; ``x_t = α_t x + σ_t ε``; guided prediction ``ε̂`` with view-dependent
-   prompts (no gradient through the UNet);
-4. the method's gradient on ``x``: SDS ``ω(ε̂ − ε)``, VSD ``ω(ε̂ − ε̂_φ)``, SSD ``ω(ε̂ − μ ⊙ h)``;
+   prompts (no gradient through the UNet); all of it in one :class:`sdlib.distill.Draw`;
+4. the estimator's control term (:mod:`sdlib.distill.estimator`; the trainer never branches on
+   the method): the gradient on ``x`` is ``ω (ε̂ − control)`` — SDS ``control = ε``, VSD
+   ``ε̂_φ``, SSD ``Σ μ ⊙ h``;
 5. pull it back to ``θ`` through ``loss = 0.5 ||x − (x − grad).detach()||² / B`` and step Adam;
-   then the method's own update (VSD's LoRA step, SSD's ``μ``) and the occupancy grid.
+   then the estimator's own update (VSD's LoRA step, SSD's ``μ``) and the occupancy grid.
+
+Sampling options (each keeps every sample's marginal exact, so every estimator stays unbiased):
+
+* ``antithetic``: the batch of ``B = 2m`` draws is ``m`` renders, each noised with ``ε`` and
+  ``−ε`` at one shared ``t``. For SDS the pair's ``ε`` terms cancel exactly,
+  ``ω(ε̂(α x + σ ε) − ε) + ω(ε̂(α x − σ ε) + ε) = ω(ε̂₊ + ε̂₋)``, and so does every odd term of
+  ``ε̂``'s expansion in ``ε``; half the renders, the same number of UNet evaluations.
+* ``stratified``: the batch's timesteps are one per stratum of ``[t_min, t_max]`` (strata
+  assigned by a random permutation, new every step) and its cameras one per azimuth stratum;
+  this attacks the variance *between* cameras and timesteps, which no control variate in ``ε``
+  can reduce.
 
 Every step appends a line to ``metrics.jsonl`` (loss, step time, gradient-norm proxy, ``t``,
 ``μ`` and ``φ`` statistics); every ``eval_every`` steps ground-truth metrics are written when
@@ -37,6 +50,7 @@ from torch import Tensor
 
 from sdlib.cameras import PAPER_CAMERAS, SHAPEZOO_CAMERAS, CameraConfig, Cameras, sample_cameras
 from sdlib.control_variates import CoefficientConfig
+from sdlib.distill import ESTIMATORS
 from sdlib.distill.common import (
     TimestepConfig,
     add_noise,
@@ -47,9 +61,9 @@ from sdlib.distill.common import (
     to_device,
     weighting,
 )
-from sdlib.distill.sds import sds_gradient
-from sdlib.distill.ssd import SSD, SSDConfig, constant_baseline, depth_baseline, normal_baseline
-from sdlib.distill.vsd import VSD, VSDConfig, vsd_gradient
+from sdlib.distill.estimator import Draw, Priors, distillation_gradient
+from sdlib.distill.ssd import SSDConfig
+from sdlib.distill.vsd import VSDConfig
 from sdlib.nerf.field import FieldConfig, RadianceField
 from sdlib.nerf.hashgrid import HashGridConfig
 from sdlib.nerf.render import (
@@ -72,7 +86,8 @@ __all__ = [
 ]
 
 Method = Literal["sds", "vsd", "ssd"]
-METHODS: tuple[str, ...] = ("sds", "vsd", "ssd")
+METHODS: tuple[str, ...] = tuple(ESTIMATORS)
+"""The method names TrainConfig accepts (:data:`sdlib.distill.ESTIMATORS`)."""
 
 
 def default_device() -> str:
@@ -87,7 +102,8 @@ class TrainConfig:
     prompt: str
     """The text prompt (without view suffix)."""
     method: Method = "ssd"
-    """Score distillation method: "sds", "vsd" or "ssd"."""
+    """Score distillation method: a key of :data:`sdlib.distill.ESTIMATORS` ("sds", "vsd",
+    "ssd")."""
     steps: int = 3000
     """Number of optimisation steps."""
     batch_size: int = 4
@@ -98,6 +114,11 @@ class TrainConfig:
     """Classifier-free guidance ``s`` in diffusers' convention (threestudio's SDS uses s + 1)."""
     view_dependent_prompts: bool = True
     """Append "front view" / "side view" / ... by camera (DreamFusion)."""
+    antithetic: bool = False
+    """Draw the batch as ``batch_size / 2`` renders, each noised with ``ε`` and ``−ε`` at one
+    shared ``t`` (needs an even batch_size)."""
+    stratified: bool = False
+    """Stratify the batch's timesteps over ``[t_min, t_max]`` and its cameras in azimuth."""
     timesteps: TimestepConfig = field(default_factory=TimestepConfig)
     """Timestep range, annealing and weighting ω(t)."""
     cameras: CameraConfig = SHAPEZOO_CAMERAS
@@ -151,6 +172,11 @@ class TrainConfig:
         for name in ("eval_every", "checkpoint_every", "turntable_frames", "mesh_resolution"):
             if int(getattr(self, name)) < 0:
                 raise ValueError(f"TrainConfig.{name}={getattr(self, name)} must be >= 0")
+        if self.antithetic and self.batch_size % 2:
+            raise ValueError(
+                f"TrainConfig.antithetic=True needs an even batch_size (pairs ε, −ε), got "
+                f"batch_size={self.batch_size}"
+            )
         if not (self.guidance_scale >= 0 and math.isfinite(self.guidance_scale)):
             raise ValueError(f"TrainConfig.guidance_scale={self.guidance_scale} must be >= 0")
         for name in ("lr_grid", "lr_mlp"):
@@ -232,27 +258,6 @@ class RunResult:
     """The mesh (.obj; a .glb beside it)."""
 
 
-def _camera_normals(normals: Tensor, cameras: Cameras) -> Tensor:
-    """World normals ``[B, H, W, 3]`` → camera frame (x right, y up, z towards the camera)."""
-    rot = cameras.c2w[:, :3, :3]
-    return torch.einsum("bji,bhwj->bhwi", rot, normals)
-
-
-def normals_from_inverse_depth(inv_depth: Tensor) -> Tensor:
-    """Camera-frame normals ``[B, 3, H, W]`` from an inverse-depth image ``[B, H, W]``.
-
-    ``n ∝ (−∂d/∂x, ∂d/∂y, 1)`` with ``d = 1 / inv_depth`` up to scale: an estimator-derived
-    normal map for SSD's normal baseline (any φ keeps SSD unbiased; a better one lowers variance).
-    """
-    depth = 1.0 / inv_depth.clamp_min(1e-3)
-    d = depth[:, None]
-    dx = F.pad(d[..., :, 2:] - d[..., :, :-2], (1, 1, 0, 0), mode="replicate") * 0.5
-    dy = F.pad(d[..., 2:, :] - d[..., :-2, :], (0, 0, 1, 1), mode="replicate") * 0.5
-    scale = d.shape[-1] / 2.0
-    n = torch.cat([-dx * scale, dy * scale, torch.ones_like(d)], dim=1)
-    return F.normalize(n, dim=1)
-
-
 class Trainer:
     """Owns the NeRF, the priors, the optimiser and the method's state; one :meth:`step` at a time.
 
@@ -280,7 +285,8 @@ class Trainer:
         self.prior = prior or DiffusionPrior(
             model=config.prior, device=config.device, dtype=config.prior_dtype
         )
-        needs_depth = config.method == "ssd" and config.ssd.baseline in ("depth", "normal")
+        estimator_cls = ESTIMATORS[config.method]
+        needs_depth = estimator_cls.needs_depth(config)
         self.depth_prior = depth if (depth is not None or not needs_depth) else DepthPrior(
             model=config.depth, device=config.device, dtype=config.prior_dtype
         )
@@ -293,14 +299,9 @@ class Trainer:
             [{"params": grid_params, "lr": config.lr_grid}, {"params": other, "lr": config.lr_mlp}],
             betas=(0.9, 0.99), eps=1e-15,
         )
-        # training renders compute normals only for SSD's normal baseline (6 extra density
-        # evaluations per sample otherwise spent for nothing)
-        self._train_render = replace(
-            config.render,
-            compute_normals=config.render.compute_normals
-            and config.method == "ssd" and config.ssd.baseline == "normal",
-        )
         self.estimator = None
+        """The occupancy-grid sampler (nerfacc; CUDA), not to be confused with the gradient
+        estimator :attr:`method`."""
         if self.device.type == "cuda" and config.render.sampler != "dense":
             self.estimator = make_estimator(self.field, config.render, self.device)
         latent_shape = (
@@ -308,21 +309,26 @@ class Trainer:
             self.prior.image_size // self.prior.vae_scale_factor,
             self.prior.image_size // self.prior.vae_scale_factor,
         )
-        self.ssd = SSD(config.ssd, latent_shape, device=self.device) if config.method == "ssd" \
-            else None
-        self.vsd = VSD(self.prior.unet, self.prior.alphas_cumprod, self.prior.prediction_type,
-                       config.vsd) if config.method == "vsd" else None
+        self.priors = Priors(self.prior, self.depth_prior, latent_shape, self.device)
+        self.method = estimator_cls.build(config, self.priors)
+        """The gradient estimator (:class:`sdlib.distill.estimator.Estimator`)."""
+        # training renders compute normals only when the estimator reads them (6 extra density
+        # evaluations per sample otherwise spent for nothing)
+        self._train_render = replace(
+            config.render, compute_normals=config.render.compute_normals
+            and getattr(self.method, "needs_normals", False),
+        )
         if config.compile:
             from sdlib import accelerate
 
-            accelerate.compile_prior(self.prior,
-                                     decoder=needs_depth and config.ssd.decoder == "vae")
-            if needs_depth:
-                accelerate.compile_depth(self.depth_prior)
-            if self.vsd is not None:
-                accelerate.compile_vsd(self.vsd)
+            accelerate.compile_prior(self.prior)
+            compile_method = getattr(self.method, "compile", None)
+            if compile_method is not None:
+                compile_method()
         self.grad_norm = GradNormEMA(decay=0.98)
         self.step_count = 0
+        self.train_seconds = 0.0
+        """Wall-clock seconds spent in :meth:`step` (evaluation and export excluded)."""
         if self.estimator is not None:
             update_occupancy(self.estimator, self.field, 0, config.render)
 
@@ -334,27 +340,64 @@ class Trainer:
         return render_cameras(self.field, cameras, size, size, estimator=self.estimator,
                               config=self._train_render, generator=self.generator)
 
-    def _encode(self, out: RenderOutput) -> Tensor:
+    def encode(self, out: RenderOutput) -> Tensor:
+        """The prior's latents ``[B, C, h, w]`` of the renders (differentiable), float32."""
         images = out.rgb.permute(0, 3, 1, 2)
         size = self.prior.image_size
         if images.shape[-1] != size:
             images = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False)
         return self.prior.encode_images(images).float()
 
-    def _baseline(self, out: RenderOutput, cameras: Cameras):
-        kind = self.config.ssd.baseline
-        if kind == "constant":
-            return constant_baseline
-        decode = (self.prior.decode_latents_linear if self.config.ssd.decoder == "linear"
-                  else self.prior.decode_latents)
-        if kind == "depth":
-            return depth_baseline(decode, self.depth_prior, out.depth, out.opacity,
-                                  self.config.ssd.mask_threshold)
-        normals = out.normals if out.normals is not None else torch.zeros_like(out.rgb)
-        return normal_baseline(
-            decode, lambda img: normals_from_inverse_depth(self.depth_prior(img)),
-            _camera_normals(normals, cameras), out.opacity, self.config.ssd.mask_threshold,
-        )
+    def sample_views(self, n: int | None = None) -> tuple[Cameras, RenderOutput, Tensor]:
+        """Draws the step's cameras, renders and encodes them: ``(cameras, render, latents)``.
+
+        With ``antithetic`` only half the batch is rendered and every render appears twice
+        (samples ``2i`` and ``2i + 1``), so the pull-back sums both members' gradients.
+        """
+        cfg = self.config
+        n = n or cfg.batch_size
+        n_render = n // 2 if cfg.antithetic else n
+        cameras = sample_cameras(cfg.cameras, n_render, self.generator, self.device,
+                                 stratified=cfg.stratified)
+        out = self.render(cameras)
+        latents = self.encode(out)
+        if cfg.antithetic:
+            idx = torch.arange(n_render, device=self.device).repeat_interleave(2)
+            cameras = cameras[idx]
+            out = RenderOutput(*(None if v is None else v[idx] for v in
+                                 (out.rgb, out.depth, out.opacity, out.normals)))
+            latents = latents[idx]
+        return cameras, out, latents
+
+    def make_draw(self, cameras: Cameras, out: RenderOutput, latents: Tensor) -> Draw:
+        """Draws ``t`` and ``ε`` for the batch (on the CPU generator, for the same numbers on
+        every device), noises the latents and calls the prior once: a :class:`Draw`."""
+        cfg = self.config
+        b = latents.shape[0]
+        abar = self.prior.alphas_cumprod
+        n = b // 2 if cfg.antithetic else b
+        t_cpu = sample_timesteps(cfg.timesteps, self.step_count, n,
+                                 self.prior.num_train_timesteps, generator=self.generator,
+                                 stratified=cfg.stratified)
+        eps_cpu = torch.randn((n, *latents.shape[1:]), generator=self.generator)
+        if cfg.antithetic:  # pairs (ε, −ε) at one t
+            t_cpu = t_cpu.repeat_interleave(2)
+            eps_cpu = torch.stack([eps_cpu, -eps_cpu], dim=1).flatten(0, 1)
+        t = to_device(t_cpu, self.device)
+        eps = to_device(eps_cpu, self.device)
+        x = latents.detach()
+        x_t = add_noise(x, eps, abar, t)
+        _, sigma = alpha_sigma(abar, t)
+        text_plain = self.embeddings.repeat(b)
+        if cfg.view_dependent_prompts:
+            text = self.embeddings.for_views(cameras.view_indices().to(self.device))
+        else:
+            text = text_plain
+        with torch.no_grad():
+            eps_pred = self.prior.predict_noise(x_t, t, text, cfg.guidance_scale).float()
+        return Draw(cameras=cameras, render=out, x=x, t=t, eps=eps, x_t=x_t, sigma=sigma,
+                    weight=weighting(cfg.timesteps, abar, t), eps_pred=eps_pred, text=text,
+                    text_plain=text_plain, step=self.step_count, generator=self.generator)
 
     def latent_gradient(
         self,
@@ -365,45 +408,17 @@ class Trainer:
     ) -> tuple[Tensor, dict[str, Any]]:
         """The method's gradient ``[B, C, h, w]`` on the latents ``x`` of one batch of renders.
 
-        Draws ``t`` and ``ε`` (on the CPU generator, for the same numbers on every device);
-        with ``update_state`` SSD's ``μ`` and VSD's LoRA learn from this batch *after* the
+        Draws ``t`` and ``ε`` (:meth:`make_draw`), asks the estimator for its control term,
+        and with ``update_state`` lets the estimator learn from this batch *after* the
         gradient is formed. The diagnostics are floats or 0-dim tensors.
         """
-        cfg = self.config
-        b = latents.shape[0]
-        abar = self.prior.alphas_cumprod
-        t_cpu = sample_timesteps(cfg.timesteps, self.step_count, b,
-                                 self.prior.num_train_timesteps, generator=self.generator)
-        t = to_device(t_cpu, self.device)
-        eps = to_device(torch.randn(latents.shape, generator=self.generator), self.device)
-        x = latents.detach()
-        x_t = add_noise(x, eps, abar, t)
-        w = weighting(cfg.timesteps, abar, t)
-        if cfg.view_dependent_prompts:
-            text = self.embeddings.for_views(cameras.view_indices().to(self.device))
-        else:
-            text = self.embeddings.repeat(b)
-        with torch.no_grad():
-            eps_pred = self.prior.predict_noise(x_t, t, text, cfg.guidance_scale).float()
+        draw = self.make_draw(cameras, out, latents)
+        estimate = self.method.control(draw)
+        grad = distillation_gradient(draw, estimate.control)
         # values stay tensors until the step's end: a float() here would stall the host
-        info: dict[str, Any] = {"t_mean": float(t_cpu.float().mean())}
-        if cfg.method == "sds":
-            grad = sds_gradient(eps_pred, eps, w)
-        elif cfg.method == "ssd":
-            assert self.ssd is not None
-            _, sigma = alpha_sigma(abar, t)
-            phi = self._baseline(out, cameras)
-            grad, ssd_info = self.ssd.gradient(eps_pred, eps, x_t, sigma, w, phi,
-                                               update=update_state)
-            info.update(phi_mean=ssd_info["phi"].mean(), mu_mean=ssd_info["mu_mean"])
-        else:
-            assert self.vsd is not None
-            eps_lora = self.vsd.predict_noise(x_t, t, text, cameras.c2w).float()
-            grad = vsd_gradient(eps_pred, eps_lora, w)
-            if update_state:
-                for _ in range(cfg.vsd.train_steps_per_step):
-                    info["lora_loss"] = self.vsd.train_step(x, text, cameras.c2w,
-                                                            generator=self.generator)
+        info: dict[str, Any] = {"t_mean": draw.t.float().mean(), **estimate.diagnostics}
+        if update_state:
+            info.update(self.method.update(draw, estimate))
         return grad, info
 
     def step(self) -> dict[str, float]:
@@ -415,9 +430,7 @@ class Trainer:
 
             mark_step()
         self.field.train()
-        cameras = sample_cameras(cfg.cameras, cfg.batch_size, self.generator, self.device)
-        out = self.render(cameras)
-        latents = self._encode(out)
+        cameras, out, latents = self.sample_views()
         grad, info = self.latent_gradient(cameras, out, latents)
         loss = pullback_loss(latents, grad, check=False) / cfg.batch_size
         self.optimizer.zero_grad(set_to_none=True)
@@ -429,6 +442,8 @@ class Trainer:
             update_occupancy(self.estimator, self.field, self.step_count, cfg.render)
         if self.device.type == "cuda":
             torch.cuda.synchronize()
+        step_seconds = time.perf_counter() - start
+        self.train_seconds += step_seconds
         record = {
             "step": self.step_count,
             "loss": float(loss.detach()),
@@ -436,7 +451,8 @@ class Trainer:
             "grad_var_proxy": self.grad_norm.update(grad),
             "grad_norm_ema": self.grad_norm.norm,
             "opacity_mean": float(out.opacity.detach().mean()),
-            "step_ms": 1000.0 * (time.perf_counter() - start),
+            "step_ms": 1000.0 * step_seconds,
+            "train_seconds": self.train_seconds,
             **{k: float(v) for k, v in info.items()},
         }
         self._append("metrics.jsonl", record)
@@ -523,6 +539,7 @@ class Trainer:
             target = object_index(self.config.prompt)
             scores["classifier_accuracy"] = float((pred == target).float().mean())
         scores["step"] = self.step_count
+        scores["train_seconds"] = self.train_seconds
         self._append("eval.jsonl", scores)
         return scores
 
@@ -557,17 +574,12 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "generator": self.generator.get_state(),
             "grad_norm": dict(self.grad_norm.__dict__),
+            "train_seconds": self.train_seconds,
             "config": self.config.to_dict(),
+            "method_state": self.method.state_dict(),
         }
         if self.estimator is not None:
             state["estimator"] = self.estimator.state_dict()
-        if self.ssd is not None:
-            state["ssd"] = self.ssd.coefficient.state_dict()
-        if self.vsd is not None:
-            state["vsd"] = {
-                "params": [p.detach().clone() for p in self.vsd.parameters],
-                "optimizer": self.vsd.optimizer.state_dict(),
-            }
         return state
 
     def save_checkpoint(self, path: str | Path | None = None) -> Path | None:
@@ -598,15 +610,20 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["generator"].cpu())
         self.grad_norm.__dict__.update(state["grad_norm"])
+        self.train_seconds = float(state.get("train_seconds", 0.0))
         if self.estimator is not None and "estimator" in state:
             self.estimator.load_state_dict(state["estimator"])
-        if self.ssd is not None and "ssd" in state:
-            self.ssd.coefficient.load_state_dict(state["ssd"])
-        if self.vsd is not None and "vsd" in state:
-            with torch.no_grad():
-                for p, v in zip(self.vsd.parameters, state["vsd"]["params"]):
-                    p.copy_(v)
-            self.vsd.optimizer.load_state_dict(state["vsd"]["optimizer"])
+        self.load_method_state(state)
+
+    def load_method_state(self, state: dict[str, Any]) -> None:
+        """Restores the estimator's state (μ, LoRA, baseline network) from a checkpoint dict
+        (also one written before the estimator interface, with "ssd" / "vsd" keys)."""
+        if "method_state" in state:
+            self.method.load_state_dict(state["method_state"])
+        elif "ssd" in state:
+            self.method.load_state_dict({"coefficient": state["ssd"]})
+        elif "vsd" in state:
+            self.method.load_state_dict(state["vsd"])
 
     def _append(self, name: str, record: dict[str, Any]) -> None:
         if self.out_dir is None:

@@ -92,7 +92,7 @@ def test_resume_after_a_kill_ends_where_an_uninterrupted_run_ends(tiny_priors, t
     assert steps == [1, 2, 3, 4]
     for a, b in zip(whole.field.parameters(), resumed.field.parameters()):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(whole.ssd.mu, resumed.ssd.mu)
+    torch.testing.assert_close(whole.method.mu, resumed.method.mu)
 
 
 def test_bad_input_fails_before_any_work(tiny_priors, tmp_path) -> None:

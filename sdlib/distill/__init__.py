@@ -1,6 +1,8 @@
 """Score distillation estimators, one file per paper (diffusers' single-file rule).
 
 * :mod:`sdlib.distill.common`: timesteps, noising, weighting ω(t), the pull-back loss.
+* :mod:`sdlib.distill.estimator`: the one interface (``control``, ``update``, state) and the
+  shared draws every estimator sees.
 * :mod:`sdlib.distill.sds`: DreamFusion's SDS.
 * :mod:`sdlib.distill.vsd`: ProlificDreamer's VSD (LoRA UNet with a camera embedding).
 * :mod:`sdlib.distill.ssd`: SteinDreamer's SSD (Stein control variate, learned μ).
@@ -15,7 +17,8 @@ from sdlib.distill.common import (
     t_range_at,
     weighting,
 )
-from sdlib.distill.sds import sds_gradient
+from sdlib.distill.estimator import Draw, Estimate, Estimator, Priors, distillation_gradient
+from sdlib.distill.sds import SDS, sds_gradient
 from sdlib.distill.ssd import (
     SSD,
     SSDConfig,
@@ -27,7 +30,18 @@ from sdlib.distill.ssd import (
 )
 from sdlib.distill.vsd import VSD, VSDConfig, vsd_gradient
 
+ESTIMATORS: dict[str, type] = {"sds": SDS, "vsd": VSD, "ssd": SSD}
+"""Method name → estimator class: the one place a new estimator is listed (TrainConfig.method
+takes these names)."""
+
 __all__ = [
+    "ESTIMATORS",
+    "Draw",
+    "Estimate",
+    "Estimator",
+    "Priors",
+    "distillation_gradient",
+    "SDS",
     "TimestepConfig",
     "add_noise",
     "alpha_sigma",

@@ -25,6 +25,7 @@ __all__ = [
     "TimestepConfig",
     "t_range_at",
     "sample_timesteps",
+    "stratified_uniform",
     "alpha_sigma",
     "add_noise",
     "weighting",
@@ -94,8 +95,14 @@ def sample_timesteps(
     num_train_timesteps: int,
     generator: torch.Generator | None = None,
     device: torch.device | str = "cpu",
+    stratified: bool = False,
 ) -> Tensor:
     """Integer timesteps ``[B]`` uniform in ``[round(t_min T), round(t_max T)]`` (inclusive).
+
+    With ``stratified``, the range's ``n = hi − lo + 1`` integers are cut into ``B`` equal
+    strata and sample ``i`` takes ``t_i = lo + ⌊n (π_i + u_i) / B⌋`` with ``π`` a random
+    permutation and ``u_i ~ U[0, 1)``: one timestep per stratum, and each ``t_i`` on its own is
+    still uniform over the range (so any estimator stays unbiased).
 
     Args:
         config: the timestep configuration.
@@ -104,12 +111,25 @@ def sample_timesteps(
         num_train_timesteps: the prior's ``T`` (1000 for Stable Diffusion).
         generator: a CPU generator for reproducible draws.
         device: device of the result.
+        stratified: one timestep per stratum (see above).
     """
     t_min, t_max = t_range_at(config, step)
     lo = int(round(t_min * num_train_timesteps))
     hi = min(int(round(t_max * num_train_timesteps)), num_train_timesteps - 1)
-    t = torch.randint(lo, hi + 1, (batch_size,), generator=generator)
+    if stratified:
+        u = stratified_uniform(batch_size, generator)
+        t = lo + (u * (hi - lo + 1)).long().clamp(max=hi - lo)
+    else:
+        t = torch.randint(lo, hi + 1, (batch_size,), generator=generator)
     return t.to(device)
+
+
+def stratified_uniform(n: int, generator: torch.Generator | None = None) -> Tensor:
+    """``[n]`` numbers in ``[0, 1)``, one in each stratum ``[k/n, (k+1)/n)`` in random order;
+    each is marginally ``U[0, 1)``. Draws ``n`` permutation keys, then ``n`` uniforms."""
+    perm = torch.randperm(n, generator=generator)
+    u = torch.rand(n, generator=generator)
+    return (perm.double() + u.double()).div(n).float().clamp(max=1.0 - 1e-7)
 
 
 def alpha_sigma(alphas_cumprod: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:

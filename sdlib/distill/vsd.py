@@ -16,6 +16,9 @@ camera is dropped (set to zero) 10% of the time (threestudio's ``prolificdreamer
 In SteinDreamer's reading, ``ε̂_φ`` is a learned control variate; unlike ``ε`` it is not
 exactly zero-mean, and VSD's target is a different (particle-variational) objective.
 
+The LoRA model sees the view-independent prompt (the camera embedding carries the view, as in
+threestudio's ``prolificdreamer.yaml``); the prior keeps its view-suffixed prompts.
+
 Here the camera MLP's last layer starts at zero and the LoRA ``B`` matrices start at zero, so
 at initialisation ``ε̂_φ`` is the prior's conditional prediction: with guidance scale 1 the
 first VSD gradients are exactly zero.
@@ -31,6 +34,7 @@ import torch
 from torch import Tensor, nn
 
 from sdlib.distill.common import add_noise, alpha_sigma, to_device
+from sdlib.distill.estimator import Draw, Estimate, Priors
 
 __all__ = ["VSDConfig", "VSD", "vsd_gradient", "CameraEmbedding", "to_epsilon"]
 
@@ -216,3 +220,44 @@ class VSD:
             loss.backward()
         self.optimizer.step()
         return loss.detach()
+
+    # ------------------------------------------------------------- estimator interface
+    @classmethod
+    def needs_depth(cls, config: Any) -> bool:
+        return False
+
+    @classmethod
+    def build(cls, config: Any, priors: Priors) -> VSD:
+        """From a :class:`sdlib.train.TrainConfig` (its ``vsd`` field) and the loaded priors."""
+        prior = priors.prior
+        return cls(prior.unet, prior.alphas_cumprod, prior.prediction_type, config.vsd)
+
+    def compile(self) -> None:
+        """Compiles the LoRA UNet (:func:`sdlib.accelerate.compile_vsd`); CUDA only."""
+        from sdlib import accelerate
+
+        accelerate.compile_vsd(self)
+
+    def control(self, draw: Draw) -> Estimate:
+        """The control term ``ε̂_φ(x_t; y, c, t)`` of the LoRA model (view-independent prompt)."""
+        return Estimate(control=self.predict_noise(draw.x_t, draw.t, draw.text_plain,
+                                                   draw.cameras.c2w).float())
+
+    def update(self, draw: Draw, estimate: Estimate) -> dict[str, Any]:
+        """``train_steps_per_step`` LoRA steps on the detached renders of this batch."""
+        loss = None
+        for _ in range(self.config.train_steps_per_step):
+            loss = self.train_step(draw.x, draw.text_plain, draw.cameras.c2w,
+                                   generator=draw.generator)
+        return {} if loss is None else {"lora_loss": loss}
+
+    def state_dict(self) -> dict[str, Any]:
+        """The LoRA and camera-MLP weights and their Adam state."""
+        return {"params": [p.detach().clone() for p in self.parameters],
+                "optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        with torch.no_grad():
+            for p, v in zip(self.parameters, state["params"]):
+                p.copy_(v)
+        self.optimizer.load_state_dict(state["optimizer"])
