@@ -13,6 +13,15 @@ from sdlib.toy.mixture import GaussianMixture, ring_mixture, vp_alpha_sigma
 from sdlib.toy.variance_reduction import ToyVRConfig, crossed_draw, gaussian_exact, theta_grads
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    # tiny tensors: thread start-up dominates on a shared 2-core machine
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def _reference(g: torch.Tensor) -> dict[str, float]:
     """Two-way random-effects ANOVA written out term by term (slow reference)."""
     g = g.double().reshape(*g.shape[:3], -1)

@@ -351,7 +351,7 @@ class ToyEstimator:
             mu = torch.ones(f.shape[0], 1, dtype=f.dtype)
         else:
             mu = self.table(draw.t).to(f.dtype)  # [N, P]
-        self._last = (draw.t, f, w * h)
+        self._last = (draw.t, f, w[:, None] * h)
         return f - w * (mu[:, :, None, None] * h).sum(1)
 
     def update(self) -> float | None:
@@ -369,7 +369,7 @@ class ToyEstimator:
                 self._opt.zero_grad(set_to_none=True)
                 loss.backward()
             self._opt.step()
-            return float(loss)
+            return float(loss.detach())
         t, f, h = self._last
         self.table.update(t, f.reshape(f.shape[0], -1), h.reshape(*h.shape[:2], -1))
         return None
