@@ -90,6 +90,7 @@ __all__ = [
     "decompose_cells",
     "efficiency",
     "oracle_coefficient",
+    "paired_ratio",
 ]
 
 Resample = Literal["cameras", "both"]
@@ -262,6 +263,11 @@ class Decomposition:
     """Bootstrap replicates."""
     resample: str
     """Bootstrap units ("cameras" or "both")."""
+    seed: int
+    """Bootstrap seed: two decompositions of the same design with the same seed resample the
+    same cameras (and timesteps), so their replicates are paired (:func:`paired_ratio`)."""
+    replicates: dict[str, Tensor]
+    """Bootstrap replicates ``[n_boot]`` of each scalar (``total``, ``noise_only``, ...)."""
 
     @property
     def between_cells(self) -> float:
@@ -285,7 +291,8 @@ class Decomposition:
         for name in ("per_t_noise_only", "per_t_noise_only_se", "per_t_between_cameras",
                      "per_t_total", "per_t_total_se"):
             out[name] = getattr(self, name).tolist()
-        out.update(shape=list(self.shape), n_boot=self.n_boot, resample=self.resample)
+        out.update(shape=list(self.shape), n_boot=self.n_boot, resample=self.resample,
+                   seed=self.seed)
         if with_mean:
             out["mean"] = self.mean.tolist()
             out["mean_se"] = self.mean_se.tolist()
@@ -361,8 +368,37 @@ def decompose_cells(
         per_t_noise_only=est["per_t_noise_only"], per_t_noise_only_se=se_t("per_t_noise_only"),
         per_t_between_cameras=est["per_t_between_cameras"],
         per_t_total=est["per_t_total"], per_t_total_se=se_t("per_t_total"),
-        shape=(k, t, n, d), n_boot=n_boot, resample=resample,
+        shape=(k, t, n, d), n_boot=n_boot, resample=resample, seed=seed,
+        replicates={s: boots[s] for s in scalars},
     )
+
+
+def paired_ratio(a: Decomposition, b: Decomposition, name: str = "total") -> tuple[float, float]:
+    """``a.name / b.name`` and its paired-bootstrap standard error.
+
+    ``a`` and ``b`` must come from the same draws (every estimator on the same (c, t, eps))
+    and the same bootstrap (``shape``, ``n_boot``, ``resample``, ``seed``), so replicate ``i``
+    of both resampled the same cameras: the ratio's spread then excludes the draws' common
+    luck.
+
+    >>> g = torch.randn(4, 3, 8, 5, generator=torch.Generator().manual_seed(0))
+    >>> r, se = paired_ratio(decompose(0.5 * g, n_boot=20), decompose(g, n_boot=20))
+    >>> round(r, 6), round(se, 6)
+    (0.25, 0.0)
+    """
+    same = (a.shape[:3], a.n_boot, a.resample, a.seed) == (b.shape[:3], b.n_boot, b.resample,
+                                                           b.seed)
+    if not same:
+        raise ValueError(
+            "paired_ratio needs decompositions of one design with the same bootstrap: got "
+            f"shape {a.shape[:3]} vs {b.shape[:3]}, n_boot {a.n_boot} vs {b.n_boot}, resample "
+            f"{a.resample} vs {b.resample}, seed {a.seed} vs {b.seed}"
+        )
+    if name not in a.replicates:
+        raise ValueError(f"name must be one of {sorted(a.replicates)}, got {name!r}")
+    ratio = a.replicates[name] / b.replicates[name]
+    ratio = ratio[torch.isfinite(ratio)]
+    return getattr(a, name) / getattr(b, name), float(ratio.std())
 
 
 def decompose(

@@ -225,3 +225,20 @@ def test_bootstrap_counts_equal_resampled_design():
     for name in ("total", "between_cameras", "between_timesteps", "interaction", "noise_only",
                  "mean_sq_norm"):
         assert float(parts[name][0]) == pytest.approx(getattr(direct, name), rel=1e-9), name
+
+
+def test_paired_ratio():
+    """Estimators on the same draws: the paired bootstrap's ratio SE is far below what
+    independent SEs would suggest; mismatched bootstraps are refused."""
+    from sdlib.decomposition import paired_ratio
+
+    gen = torch.Generator().manual_seed(5)
+    g = _effects_model(1, 6, 4, 8, 5, {"c": 1.0, "t": 1.0, "ct": 0.5, "e": 1.0}, gen)[0]
+    h = g + 0.1 * torch.randn(g.shape, generator=gen, dtype=torch.float64)
+    a, b = decompose(h, n_boot=200), decompose(g, n_boot=200)
+    r, se = paired_ratio(a, b)
+    assert r == pytest.approx(a.total / b.total)
+    naive = r * math.hypot(a.total_se / a.total, b.total_se / b.total)
+    assert se < 0.2 * naive
+    with pytest.raises(ValueError, match="same bootstrap"):
+        paired_ratio(a, decompose(g, n_boot=200, seed=1))
