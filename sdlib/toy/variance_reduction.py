@@ -77,6 +77,7 @@ __all__ = [
     "ToyEstimator",
     "ToyVRConfig",
     "crossed_draw",
+    "design_grads",
     "draw_batch",
     "gaussian_exact",
     "radius_feature",
@@ -103,7 +104,8 @@ class ToyVRConfig:
     decay: float = 0.98
     """Forgetting factor of mu(t)'s exponentially weighted least squares, per update."""
     ridge: float = 1e-3
-    """Ridge toward the initial coefficients, relative to the mean diagonal of the normal matrix."""
+    """Ridge toward the initial coefficients, relative to each diagonal entry of the normal
+    matrix."""
     phi_hidden: int = 32
     """Hidden width of the learned baseline network."""
     phi_lr: float = 3e-3
@@ -193,6 +195,23 @@ def theta_grads(grad_x: Tensor, camera: Tensor) -> Tensor:
     return torch.einsum("nji,nkj->nki", rot, grad_x).reshape(grad_x.shape[0], -1)
 
 
+def design_grads(est: ToyEstimator, theta: Tensor, draw: NoiseDraw, n_cam: int, n_t: int,
+                 antithetic: bool = False) -> Tensor:
+    r"""Per-sample $\theta$-gradients of ``est`` (state frozen) on a :func:`crossed_draw`,
+    ``[n_cam, n_t, n, Kp*2]``, ready for :func:`sdlib.decomposition.decompose`.
+
+    With ``antithetic`` (a draw made with ``antithetic=True``), each sample is the mean of a
+    pair $(\varepsilon, -\varepsilon)$ (two evaluations) and ``n`` is half the cell's draws.
+    Evaluating several estimators on one draw makes their decompositions paired.
+    """
+    g = theta_grads(est.grad_x(theta, draw), draw.camera).reshape(n_cam, n_t, -1,
+                                                                  2 * theta.shape[0])
+    if antithetic:
+        half = g.shape[2] // 2
+        g = 0.5 * (g[:, :, :half] + g[:, :, half:])
+    return g
+
+
 def radius_feature(x_t: Tensor, alpha: Tensor, sigma: Tensor) -> Tensor:
     r"""$\phi_1 = \|x_t\|^2$ per point, ``[M, 2] -> [M]`` (the toy's stand-in for depth)."""
     return x_t.pow(2).sum(-1)
@@ -206,7 +225,8 @@ class CoefficientTable:
     of $\min\sum_n\|f_n - \sum_p\mu_p(t_n)h_{pn}\|^2$,
     $A_{(pb),(p'b')} = \sum_n w_b w_{b'}\langle h_p, h_{p'}\rangle$,
     $r_{(pb)} = \sum_n w_b\langle f, h_p\rangle$, and solves
-    $(A + \lambda I)\mu = r + \lambda\mu_{\text{init}}$.
+    $(A + \Lambda)\mu = r + \Lambda\mu_{\text{init}}$ with
+    $\Lambda = \text{ridge}\cdot\mathrm{diag}(A)$.
 
     Args:
         n_cv: Number of control variates P.
@@ -246,9 +266,10 @@ class CoefficientTable:
         d = self.config.decay
         self._a = d * self._a + a
         self._r = d * self._r + r
-        lam = self.config.ridge * float(self._a.diagonal().mean()) + 1e-12
-        eye = torch.eye(self._a.shape[0], dtype=torch.float64)
-        sol = torch.linalg.solve(self._a + lam * eye, self._r + lam * self.init)
+        # ridge toward init, per coefficient relative to its own curvature (a knot at small t,
+        # where omega ~ 0, is still fitted), plus a floor for knots no draw has reached yet
+        lam = self.config.ridge * self._a.diagonal() + 1e-12 * float(self._a.diagonal().max())
+        sol = torch.linalg.solve(self._a + torch.diag(lam), self._r + lam * self.init)
         self.mu = sol.reshape(self.mu.shape)
 
 
