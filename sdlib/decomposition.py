@@ -60,11 +60,19 @@ Per timestep $t_j$ (conditional on the drawn $t_j$): the noise-only part
 $\frac{1}{K(N-1)}\sum_{kn}\|g_{kjn}-\bar g_{kj}\|^2$ and the between-camera part
 $\frac{1}{K-1}\sum_k\|\bar g_{kj}-\bar g_{\cdot j}\|^2 - \text{noise}_j/N$.
 
-**Standard errors** by bootstrap: resample the $K$ cameras with replacement
-(``resample="cameras"``) or cameras and timesteps independently (``"both"``, Owen's pigeonhole
-bootstrap for crossed designs, mildly conservative). Every quantity is a function of the
-cell-mean Gram matrix $G = [\langle\bar g_{kj},\bar g_{k'j'}\rangle]$ and the within-cell sums
-of squares, so a replicate costs $O((KT)^2)$, not $O(KTND)$.
+**Standard errors** by bootstrap: resample cameras and timesteps independently with
+replacement (``resample="both"``, Owen's pigeonhole bootstrap for crossed designs), or the $K$
+cameras only (``"cameras"``: standard errors *conditional on the drawn timesteps*, right for
+per-$t$ questions or timesteps fixed by design, far too small otherwise). Calibration on the
+toy's exact Gaussian answers (``scripts/decomposition_calibration.py``, 150 designs each):
+with $K, T, N = 8, 6, 16$ and ``"both"``, $|z| > 2$ in 8% (total), 11% (noise only), 15–21%
+(between parts) and $|z| > 3$ in 4–17%; with ``"cameras"`` the noise-only part has
+$|z| > 3$ in 85%; with $16, 16, 8$ and ``"both"``, $|z| > 2$ in 5–16% and $|z| > 3$ in 1–5%.
+The estimates themselves are unbiased (their means match the closed forms). With few
+timesteps or cameras, read intervals with Student-$t$ quantiles on $\min(K, T) - 1$ degrees
+of freedom. Every quantity is a function of the cell-mean Gram matrix
+$G = [\langle\bar g_{kj},\bar g_{k'j'}\rangle]$ and the within-cell sums of squares,
+so a replicate costs $O((KT)^2)$, not $O(KTND)$.
 
 Also: :func:`oracle_coefficient`, the best scalar coefficient per cell for an estimator
 $f - \mu h$ (what any coefficient could gain), and :func:`efficiency` (variance per UNet
@@ -156,10 +164,11 @@ def _parts_from_gram(gram: Tensor, within: Tensor, n: int, w: Tensor, v: Tensor
     """All trace quantities from the cell-mean Gram ``[K, T, K, T]`` and within SS ``[K, T]``.
 
     ``w [B, K]`` and ``v [B, T]`` count how often each camera and timestep appears in each of
-    ``B`` (bootstrap) designs; all ones is the design itself. Every returned scalar is ``[B]``
-    (per-t quantities ``[B, T]``).
+    ``B`` (bootstrap or jackknife) designs; all ones is the design itself, and the design's
+    sizes are ``K = w.sum(1)``, ``T = v.sum(1)``. Every returned scalar is ``[B]`` (per-t
+    quantities ``[B, T]``).
     """
-    k, t = within.shape
+    k, t = w.sum(1), v.sum(1)
     gk = torch.einsum("kjkl->kjl", gram)  # <mean_kj, mean_kl>, [K, T, T]
     gt = torch.einsum("kjlj->jkl", gram)  # <mean_kj, mean_lj>, [T, K, K]
     dg = torch.einsum("kjj->kj", gk)  # ||mean_kj||^2
@@ -186,8 +195,8 @@ def _parts_from_gram(gram: Tensor, within: Tensor, n: int, w: Tensor, v: Tensor
     # unbiased ||m||^2: mean of <mean_kj, mean_k'j'> over k != k' and j != j'
     mean_sq = (tot - row - col + diag) / (k * (k - 1) * t * (t - 1))
     # per timestep, conditional on t_j (meaningful when v is all ones)
-    noise_t = within_t / (k * (n - 1))
-    cam_t = ((w @ dg) - col_t / k) / (k - 1) - noise_t / n
+    noise_t = within_t / (k[:, None] * (n - 1))
+    cam_t = ((w @ dg) - col_t / k[:, None]) / (k[:, None] - 1) - noise_t / n
     return {
         "total": total, "between_cameras": cameras, "between_timesteps": timesteps,
         "interaction": interaction, "noise_only": noise, "mean_sq_norm": mean_sq,
@@ -307,7 +316,7 @@ def _counts(n_boot: int, size: int, gen: torch.Generator) -> Tensor:
 
 
 def decompose_cells(
-    stats: CellStats, n_boot: int = 200, resample: Resample = "cameras", seed: int = 0
+    stats: CellStats, n_boot: int = 200, resample: Resample = "both", seed: int = 0
 ) -> Decomposition:
     """:func:`decompose` from precomputed :class:`CellStats` (see there)."""
     if resample not in ("cameras", "both"):
@@ -402,7 +411,7 @@ def paired_ratio(a: Decomposition, b: Decomposition, name: str = "total") -> tup
 
 
 def decompose(
-    g: Tensor, n_boot: int = 200, resample: Resample = "cameras", seed: int = 0
+    g: Tensor, n_boot: int = 200, resample: Resample = "both", seed: int = 0
 ) -> Decomposition:
     r"""Split the variance of per-sample gradients ``g [K, T, N, D...]`` by source.
 
@@ -411,8 +420,9 @@ def decompose(
             timesteps (each drawn independently) × ``N`` iid noises per (camera, timestep)
             cell; trailing dimensions are flattened to ``D``. ``K, T, N >= 2``.
         n_boot: Bootstrap replicates for the standard errors.
-        resample: ``"cameras"`` (resample the K cameras) or ``"both"`` (cameras and
-            timesteps independently). Per-t standard errors always resample cameras only.
+        resample: ``"both"`` (cameras and timesteps independently: unconditional standard
+            errors) or ``"cameras"`` (conditional on the drawn timesteps; see the module
+            docstring). Per-t standard errors always resample cameras only.
         seed: Seed of the bootstrap.
 
     Returns:
