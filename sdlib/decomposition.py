@@ -489,6 +489,10 @@ def oracle_coefficient(f: Tensor, h: Tensor) -> OracleCoefficient:
     the same draws it is scored on; for $D \gg 1$ the optimism is small), so a two-fold
     cross-fitted figure is reported beside it (needs ``N >= 4``).
 
+    For SDS, ``f`` is $\omega\hat\varepsilon$ and ``h`` is $\omega\varepsilon$, each pulled
+    back to $\theta$ (SDS itself is $\mu = 1$); for SSD, ``h`` is $\omega h_\phi$ pulled back.
+    Both are linear in what is pulled back, so one pull-back per term suffices.
+
     Args:
         f: Per-sample estimator without the control variate, ``[K, T, N, D...]``.
         h: Its control variate on the same draws, same shape.
