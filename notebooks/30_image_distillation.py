@@ -273,8 +273,10 @@ plt.show()
 # ## Gradient variance against step
 #
 # Trace of the covariance of one sample's gradient on the latent (left) and the relative
-# variance $\mathrm{tr\,Cov}/\|\bar g\|^2$ (right), each with its jackknife standard error,
-# measured at each method's own latent. SteinDreamer's claim is SSD < SDS.
+# variance $\mathrm{tr\,Cov}/\widehat{\|m\|^2}$ (right; $\widehat{\|m\|^2}$ the unbiased mean of
+# $\langle g_i, g_j\rangle$ over $i \ne j$, so it does not saturate at $N$), each with its
+# jackknife standard error, measured at each method's own latent. SteinDreamer's claim is
+# SSD < SDS.
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(8, 3))

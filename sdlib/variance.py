@@ -5,10 +5,20 @@ frozen $\theta$ (each from its own draw of $(t, c, \varepsilon)$):
 
 $$\bar g = \frac1N\sum_i g_i,\qquad
 \operatorname{tr}\widehat{\mathrm{Cov}} = \frac{1}{N-1}\sum_i \|g_i - \bar g\|^2,\qquad
-\mathrm{rel} = \frac{\operatorname{tr}\widehat{\mathrm{Cov}}}{\|\bar g\|^2}.$$
+\widehat{\|m\|^2} = \frac{1}{N(N-1)}\sum_{i\ne j}\langle g_i, g_j\rangle
+  = \|\bar g\|^2 - \frac{\operatorname{tr}\widehat{\mathrm{Cov}}}{N},\qquad
+\mathrm{rel} = \frac{\operatorname{tr}\widehat{\mathrm{Cov}}}{\widehat{\|m\|^2}}.$$
 
 We divide by $N - 1$ everywhere (the unbiased trace of the covariance); the single-sample
 estimator's variance is what is reported, not that of $\bar g$ (which is $N$ times smaller).
+**Lead with** $\operatorname{tr}\mathrm{Cov}$: the relative variance needs $\|m\|^2$, and
+$\|\bar g\|^2$ is a biased estimate of it, $\mathbb{E}\|\bar g\|^2 = \|m\|^2 +
+\operatorname{tr}\mathrm{Cov}/N$, so $\operatorname{tr}\widehat{\mathrm{Cov}}/\|\bar g\|^2$
+saturates at $N$ whenever the mean is small against the noise (every method read ~31 with
+$N = 32$). The U-statistic $\widehat{\|m\|^2}$ (pairs of distinct samples) is unbiased; it can
+be negative when $\|m\|^2$ is not resolved, and the relative variance is then meaningless:
+read it with its standard error. For designs with shared cameras or timesteps use
+:mod:`sdlib.decomposition`.
 Standard errors of both numbers are **jackknife** (leave-one-out) estimates,
 $\mathrm{se}^2 = \frac{N-1}{N}\sum_i(\hat\theta_{-i} - \bar\theta_{-\cdot})^2$, computed in
 closed form in $O(ND)$. The per-coordinate standard error of the mean is
@@ -79,8 +89,13 @@ class VarianceReport:
     """Trace of the covariance of one sample, divisor N - 1."""
     trace_cov_se: float
     """Jackknife standard error of ``trace_cov``."""
+    mean_sq_norm: float
+    """Unbiased ``||m||^2``: mean of ``<g_i, g_j>`` over ``i != j`` (= ``||mean||^2 -
+    trace_cov / n``)."""
+    mean_sq_norm_se: float
+    """Jackknife standard error of ``mean_sq_norm``."""
     rel_var: float
-    """Relative variance ``trace_cov / ||mean||^2``."""
+    """Relative variance ``trace_cov / mean_sq_norm`` (unbiased ``||m||^2``)."""
     rel_var_se: float
     """Jackknife standard error of ``rel_var``."""
     n: int
@@ -91,6 +106,8 @@ class VarianceReport:
         out = {
             "trace_cov": self.trace_cov,
             "trace_cov_se": self.trace_cov_se,
+            "mean_sq_norm": self.mean_sq_norm,
+            "mean_sq_norm_se": self.mean_sq_norm_se,
             "rel_var": self.rel_var,
             "rel_var_se": self.rel_var_se,
             "mean_norm": float(self.mean.norm()),
@@ -110,10 +127,24 @@ def trace_covariance(grads: GradSource, n: int | None = None) -> Tensor:
     return (g - g.mean(0)).pow(2).sum() / (g.shape[0] - 1)
 
 
-def relative_variance(grads: GradSource, n: int | None = None) -> Tensor:
-    r"""$\operatorname{tr}\mathrm{Cov} / \|\bar g\|^2$ for per-sample gradients ``[N, D]`` (0-d)."""
+def mean_sq_norm(grads: GradSource, n: int | None = None) -> Tensor:
+    r"""Unbiased $\|m\|^2 = \frac{1}{N(N-1)}\sum_{i\ne j}\langle g_i, g_j\rangle$ (0-d).
+
+    Equals $\|\bar g\|^2 - \operatorname{tr}\widehat{\mathrm{Cov}}/N$; may be negative.
+    """
     g = as_sample_matrix(grads, n)
-    return trace_covariance(g) / g.mean(0).pow(2).sum()
+    num = g.shape[0]
+    if num < 2:
+        raise ValueError("mean_sq_norm needs at least 2 samples")
+    s = g.sum(0)
+    return (s.pow(2).sum() - g.pow(2).sum()) / (num * (num - 1))
+
+
+def relative_variance(grads: GradSource, n: int | None = None) -> Tensor:
+    r"""$\operatorname{tr}\mathrm{Cov} / \widehat{\|m\|^2}$ (unbiased $\|m\|^2$) for
+    per-sample gradients ``[N, D]`` (0-d)."""
+    g = as_sample_matrix(grads, n)
+    return trace_covariance(g) / mean_sq_norm(g)
 
 
 def _jackknife_se(values: Tensor) -> float:
@@ -145,16 +176,19 @@ def variance_report(grads: GradSource, n: int | None = None) -> VarianceReport:
     sq = c.pow(2).sum(1)  # [N]
     total = sq.sum()
     trace = total / (num - 1)
-    rel = trace / mean.pow(2).sum()
+    msq = mean.pow(2).sum() - trace / num
+    rel = trace / msq
     loo_trace = (total - sq * num / (num - 1)) / (num - 2)
-    loo_mean_sq = (mean - c / (num - 1)).pow(2).sum(1)
-    loo_rel = loo_trace / loo_mean_sq
+    loo_msq = (mean - c / (num - 1)).pow(2).sum(1) - loo_trace / (num - 1)
+    loo_rel = loo_trace / loo_msq
     mean_se = (c.pow(2).sum(0) / (num - 1) / num).sqrt()
     return VarianceReport(
         mean=mean.to(g.dtype),
         mean_se=mean_se.to(g.dtype),
         trace_cov=float(trace),
         trace_cov_se=_jackknife_se(loo_trace),
+        mean_sq_norm=float(msq),
+        mean_sq_norm_se=_jackknife_se(loo_msq),
         rel_var=float(rel),
         rel_var_se=_jackknife_se(loo_rel),
         n=num,
@@ -219,9 +253,14 @@ class WelfordAccumulator:
         return self.var.sum()
 
     @property
+    def mean_sq_norm(self) -> Tensor:
+        """Unbiased ``||m||^2 = ||mean||^2 - trace_cov / n`` (0-d, float64)."""
+        return self.mean.pow(2).sum() - self.trace_cov / self.n
+
+    @property
     def rel_var(self) -> Tensor:
-        """``trace_cov / ||mean||^2`` (0-d, float64)."""
-        return self.trace_cov / self.mean.pow(2).sum()
+        """``trace_cov / mean_sq_norm`` (0-d, float64)."""
+        return self.trace_cov / self.mean_sq_norm
 
 
 @dataclass(frozen=True)

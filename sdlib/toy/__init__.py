@@ -1,6 +1,7 @@
 """CPU-only toy worlds for the 1x notebooks: an exact 2-D mixture prior, a 2-D point renderer
 and SDS / VSD / SSD on them (:mod:`sdlib.toy.mixture`, :mod:`sdlib.toy.renderer`,
-:mod:`sdlib.toy.distill`)."""
+:mod:`sdlib.toy.distill`), and variance reduction with exact answers
+(:mod:`sdlib.toy.variance_reduction`, notebook 13)."""
 
 from sdlib.toy.mixture import GaussianMixture, particle_eps_pred, ring_mixture, vp_alpha_sigma
 from sdlib.toy.renderer import (
