@@ -8,6 +8,9 @@ averaged over images:
 * :func:`depth_pearson`: Pearson correlation of the two depth maps over the pixels where
   **both** masks are set (true mask ∩ predicted mask), so it measures shape, not silhouette;
   images with fewer than 2 such pixels or a constant depth there are left out (NaN if all are);
+  a NeRF's depth here is its expected termination depth ``sum w t / sum w``
+  (:attr:`sdlib.nerf.RenderOutput.depth`), not the accumulated ``sum w t``, which shrinks
+  with the opacity at semi-transparent pixels and would mix opacity into the correlation;
 * :func:`psnr`: ``10 log10(max^2 / MSE)`` of the RGB over all pixels (background included);
   ``inf`` for identical images.
 
