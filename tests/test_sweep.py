@@ -1,4 +1,4 @@
-"""Sweeps: typed dotted overrides with clear errors; a 4-run grid under torchrun with 2 gloo
+"""Sweeps: typed dotted overrides with clear errors; a 4-run grid under torchrun with 2 CPU
 processes gathers the same table as one process; finished runs are skipped, a failed run
 resumes from its checkpoint, and variance probes do not change the training."""
 
