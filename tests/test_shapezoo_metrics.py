@@ -187,3 +187,25 @@ def test_color_error_of_the_true_render_and_perturbations() -> None:
     # a grey object: the colour error a NeRF that got the shape but no colour would have
     grey = true_render_color_error(name, lambda rgb, m: rgb.mean(-1, keepdim=True).expand_as(rgb))
     assert grey["color_delta_e"] > 10, grey
+
+
+def test_depth_correlation_of_a_nerf_blob_uses_the_expected_termination_depth() -> None:
+    """The initial NeRF (a density blob, semi-transparent towards its rim) against the true
+    red ball: its expected termination depth correlates with the truth; the accumulated
+    ``Σ w t``, which shrinks with the opacity at the rim, anti-correlates (issue 11)."""
+    from sdlib.nerf import FieldConfig, HashGridConfig, RadianceField, RenderConfig, render_cameras
+
+    torch.manual_seed(0)
+    field = RadianceField(FieldConfig(grid=HashGridConfig(n_levels=2, log2_table_size=8,
+                                                          base_resolution=4))).eval()
+    cams = eval_cameras(8)
+    with torch.no_grad():
+        out = render_cameras(field, cams, 16, 16,
+                             config=RenderConfig(n_samples=32, stratified=False,
+                                                 compute_normals=False))
+    true = render("a red ball", cams, 16, 16)
+    mask = (out.opacity > 0.5).float()
+    assert ((out.opacity > 0.5) & (out.opacity < 0.95)).any()  # a semi-transparent rim
+    good = depth_pearson(out.depth, true.depth, mask, true.mask).item()
+    bad = depth_pearson(out.depth_sum, true.depth, mask, true.mask).item()
+    assert good > 0.8 and bad < 0, (good, bad)
