@@ -371,13 +371,15 @@ class _SavedRandomState:
     def __enter__(self) -> None:
         self.gen = self.trainer.generator.get_state()
         self.cpu = torch.get_rng_state()
-        self.cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+        device = self.trainer.device
+        # the run's own GPU only: touching every GPU would open a context on each, per process
+        self.cuda = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
 
     def __exit__(self, *exc: Any) -> None:
         self.trainer.generator.set_state(self.gen)
         torch.set_rng_state(self.cpu)
         if self.cuda is not None:
-            torch.cuda.set_rng_state_all(self.cuda)
+            torch.cuda.set_rng_state(self.cuda, self.trainer.device)
 
 
 _PRIORS: dict[tuple, Any] = {}
