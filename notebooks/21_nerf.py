@@ -98,7 +98,9 @@ notebook_start = time.perf_counter()
 # $c_i$ (NeRF, Eq. 3):
 # $\alpha_i = 1 - e^{-\sigma_i \delta_i}$, $T_i = \prod_{j<i} (1 - \alpha_j)$,
 # $w_i = T_i \alpha_i$, pixel colour $\sum_i w_i c_i + (1 - \sum_i w_i)\, c_\text{bg}$,
-# depth $\sum_i w_i t_i$ (distance along the unit ray), opacity $\sum_i w_i$.
+# opacity $\sum_i w_i$, and depth $\sum_i w_i t_i / \sum_i w_i$: the expected distance along the
+# unit ray at which the ray terminates, given that it does (the un-normalised $\sum_i w_i t_i$
+# would shrink with the opacity at semi-transparent pixels; sdlib keeps it as `depth_sum`).
 # Written inline here, and checked against nerfacc and against `sdlib.nerf.render_rays`
 # for a random field and a few rays.
 
@@ -118,7 +120,7 @@ with torch.no_grad():
     trans = torch.cumprod(torch.cat([torch.ones_like(alpha[:, :1]), 1 - alpha[:, :-1]], 1), 1)
     weights = trans * alpha
     rgb_inline = (weights[..., None] * color).sum(1) + (1 - weights.sum(1, keepdim=True)) * 1.0
-    depth_inline = (weights * t_mid).sum(1)
+    depth_inline = (weights * t_mid).sum(1) / weights.sum(1)  # every opacity here > 1e-6
 
     import nerfacc
 
@@ -129,6 +131,7 @@ with torch.no_grad():
 torch.testing.assert_close(weights, weights_nerfacc)
 torch.testing.assert_close(rgb_inline, out.rgb)
 torch.testing.assert_close(depth_inline, out.depth)
+torch.testing.assert_close((weights * t_mid).sum(1), out.depth_sum)
 torch.testing.assert_close(weights.sum(1), out.opacity)
 print(f"{len(origins)} rays x {n_check} samples: inline == nerfacc == sdlib "
       f"(mean opacity {out.opacity.mean():.3f})")

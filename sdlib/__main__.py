@@ -4,6 +4,10 @@
     sdlib generate "a hamburger" --preset paper --prior stabilityai/stable-diffusion-2-1-base \\
         --depth Intel/dpt-hybrid-midas                               # real SD and MiDaS
     sdlib variance "a red ball" --methods sds,vsd,ssd --checkpoint outputs/x/checkpoint.pt
+    sdlib sweep outputs/sweep1 --prompts "a red ball" "a blue cube" --seeds 0 1 2 \
+        --methods sds ssd --steps 2000 --eval-every 250 --vary guidance_scale=7.5 \
+        --vary guidance_scale=100 --set ssd.baseline=constant     # one process, or under
+    torchrun --standalone --nproc_per_node 8 -m sdlib sweep outputs/sweep1 ...  # 8 processes
     sdlib figures list | regenerate <fig_id>
 
 ``generate`` defaults to the shipped ShapeZoo models and CUDA when present; it writes the
@@ -87,6 +91,25 @@ def _variance(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    from sdlib.sweep import SweepConfig, run_sweep
+
+    config = SweepConfig(
+        prompts=tuple(args.prompts), seeds=tuple(args.seeds), methods=tuple(args.methods),
+        steps=args.steps, eval_every=args.eval_every, overrides=tuple(args.set),
+        vary=tuple(args.vary), preset=args.preset, variance_steps=tuple(args.variance_steps),
+        variance_samples=args.variance_samples,
+    )
+    table = run_sweep(config, args.sweep_dir, device=args.device, timeout_hours=args.timeout_hours)
+    if table is None:  # not rank 0
+        return 0
+    failed = [r for r in table if r["status"] != "done"]
+    print(json.dumps({"sweep_dir": args.sweep_dir, "runs": len(table), "failed": len(failed),
+                      "table": str(Path(args.sweep_dir) / "results.csv"),
+                      "errors": {r["run_id"]: r["error"] for r in failed}}, indent=2))
+    return 1 if failed else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="sdlib", description="score distillation for text-to-3D")
@@ -108,6 +131,34 @@ def main(argv: list[str] | None = None) -> int:
     var.add_argument("--n-samples", dest="n_samples", type=int, default=32)
     var.add_argument("--out", help="write the table as JSON here")
 
+    sw = sub.add_parser(
+        "sweep", help="a grid of runs (prompts x seeds x methods x overrides), torchrun-ready",
+        description="Runs a grid of text-to-3D runs into SWEEP_DIR/<run_id>, this process's "
+        "share of it under torchrun (round-robin over the sorted runs, one device per "
+        "LOCAL_RANK modulo the GPUs); finished runs are skipped, unfinished ones resume; rank 0 "
+        "writes SWEEP_DIR/results.json and results.csv.")
+    sw.add_argument("sweep_dir", help="the sweep folder (a second launch resumes it)")
+    sw.add_argument("--prompts", nargs="+", required=True, help="text prompts")
+    sw.add_argument("--seeds", nargs="+", type=int, default=[0])
+    sw.add_argument("--methods", nargs="+", default=["sds", "vsd", "ssd"],
+                    help="sds vsd ssd")
+    sw.add_argument("--steps", type=int, default=3000)
+    sw.add_argument("--eval-every", dest="eval_every", type=int, default=500)
+    sw.add_argument("--preset", choices=["shapezoo", "paper"], default="shapezoo")
+    sw.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override for every run; dotted keys into TrainConfig "
+                    "(e.g. --set ssd.baseline=constant --set nerf.grid.n_levels=8)")
+    sw.add_argument("--vary", action="append", default=[], metavar="KEY=VALUE",
+                    help="one value of a grid axis; repeat per value "
+                    "(--vary guidance_scale=7.5 --vary guidance_scale=100)")
+    sw.add_argument("--variance-steps", dest="variance_steps", nargs="*", type=int, default=[],
+                    help="steps after which gradient_variance.measure runs (variance.jsonl)")
+    sw.add_argument("--variance-samples", dest="variance_samples", type=int, default=32)
+    sw.add_argument("--device", help="device of every run (default: cuda:LOCAL_RANK%%n_gpus, "
+                    "else cpu)")
+    sw.add_argument("--timeout-hours", dest="timeout_hours", type=float, default=72.0,
+                    help="how long rank 0 waits for the slowest rank at the gather")
+
     fig = sub.add_parser("figures", help="list or regenerate figures (python -m sdlib.figures)")
     fig.add_argument("rest", nargs=argparse.REMAINDER)
 
@@ -119,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "generate":
             return _generate(args)
+        if args.command == "sweep":
+            return _sweep(args)
         return _variance(args)
     except (ValueError, OSError, RuntimeError, FloatingPointError) as err:
         print(f"sdlib {args.command}: error: {err}", file=sys.stderr)

@@ -40,6 +40,7 @@ import dataclasses
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -459,8 +460,13 @@ class Trainer:
         return record
 
     # ------------------------------------------------------------------ run
-    def run(self, progress: bool = True, resume: bool = True) -> RunResult:
-        """Trains to ``config.steps`` (resuming from ``out_dir/checkpoint.pt`` if present)."""
+    def run(self, progress: bool = True, resume: bool = True,
+            callback: Callable[[Trainer, dict[str, Any]], None] | None = None) -> RunResult:
+        """Trains to ``config.steps`` (resuming from ``out_dir/checkpoint.pt`` if present).
+
+        ``callback(trainer, record)`` runs after every step (and its evaluation, before its
+        checkpoint), with the step's ``metrics.jsonl`` record: e.g. a variance probe.
+        """
         from tqdm.auto import tqdm
 
         cfg = self.config
@@ -478,6 +484,8 @@ class Trainer:
             bar.set_postfix(loss=f"{record['loss']:.3g}", ms=f"{record['step_ms']:.0f}")
             if cfg.eval_every and self.step_count % cfg.eval_every == 0:
                 metrics = self.evaluate()
+            if callback is not None:
+                callback(self, record)
             if cfg.checkpoint_every and self.step_count % cfg.checkpoint_every == 0:
                 self.save_checkpoint()
         bar.close()

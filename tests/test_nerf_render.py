@@ -49,7 +49,8 @@ def test_weights_by_hand():
     Density 0.5 for x < 0 and 2 for x > 0:
         alpha_1 = 1 - e^-0.5 = 0.393469,  T_1 = 1,               w_1 = 0.393469
         alpha_2 = 1 - e^-2   = 0.864665,  T_2 = e^-0.5 = 0.606531, w_2 = 0.524446
-        opacity = 0.917915; depth = 1.5 w_1 + 2.5 w_2 = 1.901318
+        opacity = 0.917915; depth_sum = 1.5 w_1 + 2.5 w_2 = 1.901318
+        depth = depth_sum / opacity = 2.071344 (expected termination depth)
         rgb = opacity * c + (1 - opacity) * white
     """
     field = StubField(lambda x: torch.where(x[..., 0] < 0, 0.5, 2.0)).eval()
@@ -60,7 +61,9 @@ def test_weights_by_hand():
     w1, w2 = 1 - math.exp(-0.5), math.exp(-0.5) * (1 - math.exp(-2.0))
     assert w1 == pytest.approx(0.393469, abs=1e-6) and w2 == pytest.approx(0.524446, abs=1e-6)
     torch.testing.assert_close(out.opacity, torch.tensor([w1 + w2]))
-    torch.testing.assert_close(out.depth, torch.tensor([1.5 * w1 + 2.5 * w2]))
+    torch.testing.assert_close(out.depth_sum, torch.tensor([1.5 * w1 + 2.5 * w2]))
+    torch.testing.assert_close(out.depth, torch.tensor([(1.5 * w1 + 2.5 * w2) / (w1 + w2)]))
+    assert out.depth.item() == pytest.approx(2.071344, abs=1e-5)
     expected = (w1 + w2) * torch.tensor([0.2, 0.4, 0.6]) + (1 - w1 - w2) * torch.ones(3)
     torch.testing.assert_close(out.rgb[0], expected)
 
@@ -113,6 +116,54 @@ def test_solid_sphere_depth():
     cos = torch.nn.functional.cosine_similarity(out.normals[hit], p[hit], dim=-1)
     assert cos.min() > 0.99
     assert out.opacity[~(disc > 0)].abs().max() == 0
+
+
+@pytest.mark.parametrize("alpha", [0.2, 0.5, 0.95])
+def test_semi_transparent_sheet_depth_is_the_sheet_distance(alpha):
+    """A thin homogeneous sheet ``0 <= x < L`` (``|y|, |z| < 0.4``) of total opacity ``alpha``,
+    seen along +x from x = -2 (it starts at ``a = 2``).
+
+    Every ray that terminates does so inside the sheet; for density ``s`` the expected
+    termination depth is ``a + 1/s - L e^{-sL} / (1 - e^{-sL})`` (within ``[a, a + L]``)
+    whatever the opacity, while the accumulated ``sum w t`` is ``alpha`` times it (and
+    its inverse ``1/alpha`` times too large).
+    """
+    length = 0.02
+    s = -math.log(1 - alpha) / length
+    expected = 2.0 + 1 / s - length * math.exp(-s * length) / (1 - math.exp(-s * length))
+
+    def density(x):
+        inside = (x[..., 0] >= 0) & (x[..., 0] < length) & (x[..., 1:].abs() < 0.4).all(-1)
+        return torch.where(inside, s, 0.0)
+
+    field = StubField(density).eval()
+    origins = torch.tensor([[-2.0, 0.0, 0.0], [-2.0, 0.3, -0.2]])
+    directions = torch.tensor([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]])
+    cfg = RenderConfig(n_samples=4000, stratified=False, compute_normals=False)
+    out = render_rays(field, origins, directions, config=cfg)
+    assert out.opacity.tolist() == pytest.approx([alpha, alpha], abs=2e-3)
+    assert out.depth.tolist() == pytest.approx([expected, expected], abs=1e-3)
+    torch.testing.assert_close(out.depth_sum, out.depth * out.opacity)
+    # per pixel through render_cameras: a camera at x = 2 looking at -x sees the sheet's back
+    # face at t = 1.98 (a = 1.98 for rays along the axis), empty pixels get depth 0
+    cams = cameras_from_spherical(torch.tensor([0.0]), torch.tensor([0.0]), 2.0, 40.0)
+    img = render_cameras(field, cams, 9, 9, config=cfg)
+    hit = img.opacity > 1e-3
+    assert 0 < hit.sum() < hit.numel()
+    assert img.depth[0, 4, 4].item() == pytest.approx(expected - 0.02, abs=1e-3)
+    torch.testing.assert_close(img.depth_sum, img.depth * img.opacity)
+    assert img.depth[~hit].abs().max() == 0
+
+
+def test_expected_depth_empty_pixels_and_gradient():
+    from sdlib.nerf import expected_depth
+
+    depth_sum = torch.tensor([0.0, 1e-9, 0.6, 1.2], requires_grad=True)
+    opacity = torch.tensor([0.0, 1e-9, 0.3, 1.0], requires_grad=True)
+    d = expected_depth(depth_sum, opacity)
+    torch.testing.assert_close(d, torch.tensor([0.0, 0.0, 2.0, 1.2]))
+    d.sum().backward()
+    assert torch.isfinite(depth_sum.grad).all() and torch.isfinite(opacity.grad).all()
 
 
 def test_ray_box_intersect():
@@ -186,7 +237,7 @@ def test_cpu_and_cuda_dense_paths_agree():
         cuda_field = cuda_field.cuda().eval()
         with torch.no_grad():
             gpu = render_cameras(cuda_field, cams.to("cuda"), 16, 16, config=cfg)
-        for key in ("rgb", "depth", "opacity", "normals"):
+        for key in ("rgb", "depth", "depth_sum", "opacity", "normals"):
             torch.testing.assert_close(getattr(gpu, key).cpu(), getattr(cpu, key),
                                        atol=1e-4, rtol=0)
 
@@ -208,3 +259,7 @@ def test_occgrid_path_renders_with_gradients():
     dense = render_cameras(field.eval(), eval_cameras(2, device="cuda"), 32, 32,
                            config=RenderConfig(sampler="dense", n_samples=512, stratified=False))
     assert (dense.opacity - out.opacity.detach()).abs().mean() < 0.02
+    # the packed path divides by the opacity too: depth is the expected termination depth
+    torch.testing.assert_close(out.depth_sum, out.depth * out.opacity)
+    seen = (dense.opacity > 0.5) & (out.opacity > 0.5)
+    assert (dense.depth - out.depth.detach())[seen].abs().mean() < 0.02

@@ -110,3 +110,102 @@ def test_evaluate_identical_and_moved_copies() -> None:
         assert values == sorted(values, reverse=True), (key, values)
     with pytest.raises(ValueError, match="eval_cameras"):
         evaluate(render("snowman", eval_cameras(4), 32, 32), "snowman", height=32, width=32)
+
+
+# --------------------------------------------------------------------------- colour error
+# CIE L*a*b* (D65) of sRGB colours, as published by Bruce Lindbloom's and EasyRGB's calculators
+LAB_REFERENCE = {
+    (1.0, 1.0, 1.0): (100.0, 0.0, 0.0),
+    (0.0, 0.0, 0.0): (0.0, 0.0, 0.0),
+    (1.0, 0.0, 0.0): (53.2408, 80.0925, 67.2032),
+    (0.0, 1.0, 0.0): (87.7347, -86.1827, 83.1793),
+    (0.0, 0.0, 1.0): (32.2970, 79.1875, -107.8602),
+    (0.5, 0.5, 0.5): (53.3890, 0.0, 0.0),
+}
+
+
+def test_srgb_to_lab_matches_reference_values() -> None:
+    from sdlib.shapezoo import srgb_to_lab
+
+    rgb = torch.tensor(list(LAB_REFERENCE))
+    lab = srgb_to_lab(rgb)
+    torch.testing.assert_close(lab, torch.tensor(list(LAB_REFERENCE.values())), atol=1e-3,
+                               rtol=0)
+    assert srgb_to_lab(rgb.double()).dtype == torch.float64
+    assert srgb_to_lab(rgb[None, None]).shape == (1, 1, 6, 3)
+    with pytest.raises(ValueError, match="last dimension must be 3"):
+        srgb_to_lab(torch.zeros(2, 4))
+
+
+def test_color_error_hand_computed() -> None:
+    from sdlib.shapezoo import color_error
+
+    red, green = (1.0, 0.0, 0.0), (0.0, 1.0, 0.0)
+    true = torch.tensor([[red, red], [green, (0.2, 0.3, 0.4)]])  # [2, 2, 3]
+    pred = torch.tensor([[green, red], [green, (0.9, 0.9, 0.9)]])
+    mask = torch.tensor([[1.0, 1.0], [1.0, 0.0]])  # the last pixel is background: ignored
+    de = math.dist(LAB_REFERENCE[red], LAB_REFERENCE[green])  # 170.57
+    out = color_error(pred, true, mask)
+    assert out["color_delta_e"] == pytest.approx(de / 3, abs=1e-3)
+    assert out["color_rgb_mae"] == pytest.approx((2 / 3) / 3)
+    same = color_error(true, true, mask)
+    assert same == {"color_delta_e": 0.0, "color_rgb_mae": 0.0}
+    # per image, then the mean over images; an image with an empty true mask is left out
+    batch = color_error(torch.stack([pred, true, pred]), torch.stack([true, true, true]),
+                        torch.stack([mask, mask, torch.zeros(2, 2)]))
+    assert batch["color_delta_e"] == pytest.approx(de / 6, abs=1e-3)
+    assert math.isnan(color_error(pred, true, torch.zeros(2, 2))["color_delta_e"])
+    with pytest.raises(ValueError, match="must both be"):
+        color_error(pred, true[:1], mask)
+
+
+def true_render_color_error(name: str, perturb, size: int = 16) -> dict[str, float]:
+    """:func:`evaluate`'s colour error of ``name``'s true render with ``perturb`` applied to its
+    RGB (``perturb(rgb, mask) -> rgb``, ``rgb [B, H, W, 3]``, ``mask [B, H, W, 1]``)."""
+    from sdlib.shapezoo import RenderResult
+
+    true = render(name, eval_cameras(8), size, size)
+    rgb = perturb(true.rgb, true.mask[..., None]).clamp(0, 1)
+    scores = evaluate(RenderResult(rgb, true.depth, true.normals, true.mask), name,
+                      height=size, width=size)
+    return {k: scores[k] for k in ("color_delta_e", "color_rgb_mae")}
+
+
+def test_color_error_of_the_true_render_and_perturbations() -> None:
+    name = "a red mushroom with white spots"
+    assert true_render_color_error(name, lambda rgb, m: rgb) == {"color_delta_e": 0.0,
+                                                                 "color_rgb_mae": 0.0}
+    # the background is not scored
+    background = true_render_color_error(name, lambda rgb, m: rgb * m + (1 - m) * 0.3)
+    assert background == {"color_delta_e": 0.0, "color_rgb_mae": 0.0}
+    # darker copies err more the darker they are; swapping red and blue errs most
+    dark = [true_render_color_error(name, lambda rgb, m, f=f: rgb * f)["color_delta_e"]
+            for f in (0.95, 0.8, 0.5)]
+    assert 0 < dark[0] < 5 < dark[1] < dark[2], dark
+    swapped = true_render_color_error(name, lambda rgb, m: rgb[..., [2, 1, 0]])
+    assert swapped["color_delta_e"] > dark[2] and swapped["color_rgb_mae"] > 0.1, swapped
+    # a grey object: the colour error a NeRF that got the shape but no colour would have
+    grey = true_render_color_error(name, lambda rgb, m: rgb.mean(-1, keepdim=True).expand_as(rgb))
+    assert grey["color_delta_e"] > 10, grey
+
+
+def test_depth_correlation_of_a_nerf_blob_uses_the_expected_termination_depth() -> None:
+    """The initial NeRF (a density blob, semi-transparent towards its rim) against the true
+    red ball: its expected termination depth correlates with the truth; the accumulated
+    ``Σ w t``, which shrinks with the opacity at the rim, anti-correlates (issue 11)."""
+    from sdlib.nerf import FieldConfig, HashGridConfig, RadianceField, RenderConfig, render_cameras
+
+    torch.manual_seed(0)
+    field = RadianceField(FieldConfig(grid=HashGridConfig(n_levels=2, log2_table_size=8,
+                                                          base_resolution=4))).eval()
+    cams = eval_cameras(8)
+    with torch.no_grad():
+        out = render_cameras(field, cams, 16, 16,
+                             config=RenderConfig(n_samples=32, stratified=False,
+                                                 compute_normals=False))
+    true = render("a red ball", cams, 16, 16)
+    mask = (out.opacity > 0.5).float()
+    assert ((out.opacity > 0.5) & (out.opacity < 0.95)).any()  # a semi-transparent rim
+    good = depth_pearson(out.depth, true.depth, mask, true.mask).item()
+    bad = depth_pearson(out.depth_sum, true.depth, mask, true.mask).item()
+    assert good > 0.8 and bad < 0, (good, bad)

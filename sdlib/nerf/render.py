@@ -8,9 +8,17 @@ Eq. 3)::
     T_i     = prod_{j<i} (1 - alpha_j)          (transmittance)
     w_i     = T_i alpha_i
     C       = sum_i w_i c_i + (1 - sum_i w_i) c_background
-    depth   = sum_i w_i t_mid_i                 (distance along the unit ray)
     opacity = sum_i w_i
+    depth_sum = sum_i w_i t_mid_i               (accumulated, distance along the unit ray)
+    depth   = depth_sum / opacity               (expected termination depth; 0 where empty)
     normal  = sum_i w_i n_i                     (opacity-weighted, not re-normalised)
+
+``depth`` is the expected distance at which a ray terminates *given that it terminates* inside
+the box: at a semi-transparent pixel (opacity 0.6, say) it is still the distance to the
+material the pixel sees, where ``depth_sum`` would be 0.6 times it and ``1 / depth_sum`` would
+inflate inverse depth by 1 / 0.6. Depth consumers (SSD's depth baseline, the ground-truth depth
+metric, the depth panel of the turntable) use ``depth``; ``depth_sum`` is kept for anyone who
+needs the raw accumulation (e.g. compositing depth over a background at distance 0).
 
 Two samplers feed the same nerfacc rendering functions:
 
@@ -51,6 +59,8 @@ __all__ = [
     "render_cameras",
     "render_rays",
     "ray_box_intersect",
+    "expected_depth",
+    "EMPTY_OPACITY",
     "make_estimator",
     "update_occupancy",
 ]
@@ -89,7 +99,8 @@ class RenderConfig:
 
 @dataclass
 class RayOutput:
-    """Per-ray results: ``rgb [R, 3]``, ``depth [R]``, ``opacity [R]``, ``normals [R, 3]``."""
+    """Per-ray results: ``rgb [R, 3]``, ``depth [R]``, ``opacity [R]``, ``normals [R, 3]``,
+    ``depth_sum [R]`` (see :class:`RenderOutput` for their definitions)."""
 
     rgb: Tensor
     depth: Tensor
@@ -97,6 +108,8 @@ class RayOutput:
     normals: Tensor | None
     n_samples: int
     """Total samples evaluated (for logging)."""
+    depth_sum: Tensor | None = None
+    """``[R]`` accumulated ``sum_i w_i t_i`` (not divided by the opacity)."""
 
 
 @dataclass
@@ -106,11 +119,33 @@ class RenderOutput:
     rgb: Tensor
     """``[B, H, W, 3]`` colour, background composited: ``rgb + (1 - opacity) bg``."""
     depth: Tensor
-    """``[B, H, W]`` expected distance along the unit ray, ``sum_i w_i t_i`` (0 where empty)."""
+    """``[B, H, W]`` expected termination depth along the unit ray,
+    ``sum_i w_i t_i / sum_i w_i`` (0 where the opacity is at most ``EMPTY_OPACITY``)."""
     opacity: Tensor
     """``[B, H, W]`` accumulated weight ``sum_i w_i`` in [0, 1]."""
     normals: Tensor | None
     """``[B, H, W, 3]`` opacity-weighted normals ``sum_i w_i n_i`` (None if not computed)."""
+    depth_sum: Tensor | None = None
+    """``[B, H, W]`` accumulated ``sum_i w_i t_i`` = ``depth * opacity`` (not normalised)."""
+
+
+EMPTY_OPACITY = 1e-6
+"""Pixels with opacity at or below this get ``depth = 0`` (nothing to divide by)."""
+
+
+def expected_depth(depth_sum: Tensor, opacity: Tensor) -> Tensor:
+    """Expected termination depth ``sum_i w_i t_i / sum_i w_i`` (0 where the ray is empty).
+
+    Args:
+        depth_sum: accumulated ``sum_i w_i t_i``, any shape.
+        opacity: ``sum_i w_i``, same shape; at or below ``EMPTY_OPACITY`` the depth is 0.
+
+    Returns:
+        Same shape; differentiable (the division is guarded, so empty pixels give zero gradient).
+    """
+    full = opacity > EMPTY_OPACITY
+    return torch.where(full, depth_sum / opacity.clamp_min(EMPTY_OPACITY),
+                       torch.zeros_like(depth_sum))
 
 
 def ray_box_intersect(
@@ -184,12 +219,13 @@ def _render_dense(field, origins, directions, config: RenderConfig, generator=No
     sigmas, colors = field(points)
     weights, _, _ = render_weight_from_density(t_starts, t_ends, sigmas)
     rgb = accumulate_along_rays(weights, colors)
-    depth = accumulate_along_rays(weights, t_mid[..., None])[..., 0]
+    depth_sum = accumulate_along_rays(weights, t_mid[..., None])[..., 0]
     opacity = accumulate_along_rays(weights, None)[..., 0]
     normals = None
     if config.compute_normals:
         normals = accumulate_along_rays(weights, field.normals(points))
-    return RayOutput(rgb, depth, opacity, normals, n_samples=t_mid.numel())
+    return RayOutput(rgb, expected_depth(depth_sum, opacity), opacity, normals,
+                     n_samples=t_mid.numel(), depth_sum=depth_sum)
 
 
 def _render_occgrid(field, estimator, origins, directions, config: RenderConfig):
@@ -214,7 +250,7 @@ def _render_occgrid(field, estimator, origins, directions, config: RenderConfig)
         t_starts, t_ends, sigmas, ray_indices=ray_indices, n_rays=n_rays
     )
     rgb = accumulate_along_rays(weights, colors, ray_indices=ray_indices, n_rays=n_rays)
-    depth = accumulate_along_rays(
+    depth_sum = accumulate_along_rays(
         weights, t_mid[:, None], ray_indices=ray_indices, n_rays=n_rays
     )[..., 0]
     opacity = accumulate_along_rays(weights, None, ray_indices=ray_indices, n_rays=n_rays)[..., 0]
@@ -223,7 +259,8 @@ def _render_occgrid(field, estimator, origins, directions, config: RenderConfig)
         normals = accumulate_along_rays(
             weights, field.normals(points), ray_indices=ray_indices, n_rays=n_rays
         )
-    return RayOutput(rgb, depth, opacity, normals, n_samples=int(t_mid.numel()))
+    return RayOutput(rgb, expected_depth(depth_sum, opacity), opacity, normals,
+                     n_samples=int(t_mid.numel()), depth_sum=depth_sum)
 
 
 def render_rays(
@@ -249,8 +286,9 @@ def render_rays(
             background model (e.g. random colours while fitting masked images).
 
     Returns:
-        :class:`RayOutput` with ``rgb [R, 3]`` (background composited), ``depth [R]``,
-        ``opacity [R]`` and ``normals [R, 3]`` (or None).
+        :class:`RayOutput` with ``rgb [R, 3]`` (background composited), ``depth [R]``
+        (expected termination depth ``sum w t / sum w``), ``opacity [R]``, ``normals [R, 3]``
+        (or None) and ``depth_sum [R]`` (``sum w t``).
 
     Note:
         Differentiable with respect to the field's (and background's) parameters.
@@ -290,6 +328,7 @@ def render_rays(
         opacity=opacity,
         normals=normals,
         n_samples=sum(out.n_samples for out in outputs),
+        depth_sum=torch.cat([out.depth_sum for out in outputs]),
     )
 
 
@@ -328,4 +367,5 @@ def render_cameras(
         depth=out.depth.reshape(b, height, width),
         opacity=out.opacity.reshape(b, height, width),
         normals=None if out.normals is None else out.normals.reshape(b, height, width, 3),
+        depth_sum=out.depth_sum.reshape(b, height, width),
     )

@@ -6,12 +6,14 @@ A small world where the right 3D answer for every prompt is known (DESIGN.md §3
 * :mod:`~sdlib.shapezoo.primitives`: the parts and their exact ray intersections;
 * :mod:`~sdlib.shapezoo.render`: ``render`` / ``render_objects`` (RGB, depth, normals, mask);
 * :mod:`~sdlib.shapezoo.dataset`: ``sample_views`` (captioned views on the fly), ``write_dataset``;
-* :mod:`~sdlib.shapezoo.metrics`: mask IoU, depth correlation, PSNR, Chamfer, ``evaluate``.
+* :mod:`~sdlib.shapezoo.metrics`: mask IoU, depth correlation, PSNR, colour error (CIE ΔE, RGB),
+  Chamfer, ``evaluate``.
 """
 
 from sdlib.shapezoo.dataset import ViewBatch, sample_views, write_dataset
 from sdlib.shapezoo.metrics import (
     chamfer_distance,
+    color_error,
     depth_pearson,
     evaluate,
     mask_iou,
@@ -19,6 +21,7 @@ from sdlib.shapezoo.metrics import (
     psnr,
     sample_mesh_surface,
     sample_object_surface,
+    srgb_to_lab,
 )
 from sdlib.shapezoo.objects import (
     MAX_RADIUS,
@@ -58,6 +61,8 @@ __all__ = [
     "ViewBatch",
     "chamfer_distance",
     "depth_pearson",
+    "color_error",
+    "srgb_to_lab",
     "evaluate",
     "get_object",
     "mask_iou",

@@ -8,8 +8,17 @@ averaged over images:
 * :func:`depth_pearson`: Pearson correlation of the two depth maps over the pixels where
   **both** masks are set (true mask ∩ predicted mask), so it measures shape, not silhouette;
   images with fewer than 2 such pixels or a constant depth there are left out (NaN if all are);
+  a NeRF's depth here is its expected termination depth ``sum w t / sum w``
+  (:attr:`sdlib.nerf.RenderOutput.depth`), not the accumulated ``sum w t``, which shrinks
+  with the opacity at semi-transparent pixels and would mix opacity into the correlation;
 * :func:`psnr`: ``10 log10(max^2 / MSE)`` of the RGB over all pixels (background included);
-  ``inf`` for identical images.
+  ``inf`` for identical images;
+* :func:`color_error`: the colour error **inside the true mask**: mean CIE76 ``ΔE*ab``, the
+  Euclidean distance in CIE L*a*b* (:func:`srgb_to_lab`: sRGB, D65 white) between the two
+  images' pixels, and the mean absolute RGB error (per channel, in [0, 1]). Where the result
+  misses part of the object the pixel shows its background, and that counts as a colour error
+  too (IoU measures the silhouette alone). ΔE ≈ 2.3 is a just-noticeable difference; two
+  saturated primaries are 80–260 apart (red–green 170).
 
 The 3-D metric is the Chamfer distance between a mesh and the true surface
 (:func:`mesh_chamfer`): ``n`` points sampled uniformly by area on the mesh and ``n`` on the true
@@ -37,6 +46,8 @@ __all__ = [
     "mask_iou",
     "depth_pearson",
     "psnr",
+    "srgb_to_lab",
+    "color_error",
     "chamfer_distance",
     "sample_object_surface",
     "sample_mesh_surface",
@@ -108,6 +119,82 @@ def psnr(pred_rgb: Tensor, true_rgb: Tensor, max_value: float = 1.0) -> Tensor:
         a, b = a[None], b[None]
     mse = ((a - b) ** 2).reshape(a.shape[0], -1).mean(-1)
     return (10.0 * torch.log10(max_value**2 / mse)).mean()
+
+
+_SRGB_TO_XYZ = (
+    (0.4124564, 0.3575761, 0.1804375),
+    (0.2126729, 0.7151522, 0.0721750),
+    (0.0193339, 0.1191920, 0.9503041),
+)
+"""Linear sRGB → CIE XYZ (IEC 61966-2-1, D65 white)."""
+_D65_WHITE = (0.95047, 1.0, 1.08883)
+"""The reference white ``X_n, Y_n, Z_n`` (D65, 2° observer)."""
+
+
+def srgb_to_lab(rgb: Tensor) -> Tensor:
+    """CIE L*a*b* of sRGB colours ``[..., 3]`` in [0, 1] (values outside are clamped).
+
+    Steps (float64 inside, returned in the input's floating dtype):
+
+    * linearise: ``c_lin = c / 12.92`` if ``c <= 0.04045``, else ``((c + 0.055) / 1.055)^2.4``;
+    * ``XYZ = M c_lin`` with the sRGB D65 matrix;
+    * ``f(t) = t^(1/3)`` if ``t > (6/29)^3``, else ``t / (3 (6/29)^2) + 4/29``;
+    * ``L* = 116 f(Y/Y_n) − 16``, ``a* = 500 (f(X/X_n) − f(Y/Y_n))``,
+      ``b* = 200 (f(Y/Y_n) − f(Z/Z_n))``.
+
+    White is ``(100, 0, 0)``, sRGB red ``(53.24, 80.09, 67.20)``.
+    """
+    x = torch.as_tensor(rgb)
+    if x.shape[-1] != 3:
+        raise ValueError(f"srgb_to_lab: last dimension must be 3 (RGB), got {tuple(x.shape)}")
+    dtype = x.dtype if x.is_floating_point() else torch.float32
+    c = x.double().clamp(0.0, 1.0)
+    lin = torch.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    m = torch.tensor(_SRGB_TO_XYZ, dtype=torch.float64, device=c.device)
+    xyz = lin @ m.T / torch.tensor(_D65_WHITE, dtype=torch.float64, device=c.device)
+    delta = 6.0 / 29.0
+    f = torch.where(xyz > delta**3, xyz.clamp_min(delta**3) ** (1.0 / 3.0),
+                    xyz / (3 * delta**2) + 4.0 / 29.0)
+    lab = torch.stack([116.0 * f[..., 1] - 16.0, 500.0 * (f[..., 0] - f[..., 1]),
+                       200.0 * (f[..., 1] - f[..., 2])], dim=-1)
+    return lab.to(dtype)
+
+
+def color_error(pred_rgb: Tensor, true_rgb: Tensor, true_mask: Tensor,
+                threshold: float = 0.5) -> dict[str, float]:
+    """Mean colour error inside the true mask, per image, then averaged over images.
+
+    Args:
+        pred_rgb, true_rgb: ``[B, H, W, 3]`` (or one ``[H, W, 3]``) sRGB in [0, 1].
+        true_mask: ``[B, H, W]`` (or ``[H, W]``), binarised at ``threshold``.
+
+    Returns:
+        ``{"color_delta_e": mean CIE76 ΔE*ab, "color_rgb_mae": mean |Δ| per channel}``;
+        images with an empty true mask are left out (NaN if all are).
+    """
+    a, b = torch.as_tensor(pred_rgb), torch.as_tensor(true_rgb)
+    if a.shape != b.shape or a.shape[-1] != 3:
+        raise ValueError(f"color_error: pred_rgb {tuple(a.shape)} and true_rgb "
+                         f"{tuple(b.shape)} must both be [B, H, W, 3]")
+    if a.dim() == 3:
+        a, b = a[None], b[None]
+    m = _flat(true_mask) > threshold  # [B, P]
+    if m.shape != a.shape[:1] + (a.shape[1] * a.shape[2],):
+        raise ValueError(f"color_error: true_mask {tuple(torch.as_tensor(true_mask).shape)} "
+                         f"does not match the images {tuple(a.shape[:3])}")
+    a = a.reshape(a.shape[0], -1, 3).double()
+    b = b.reshape(b.shape[0], -1, 3).double()
+    delta_e = (srgb_to_lab(a) - srgb_to_lab(b)).norm(dim=-1)  # [B, P]
+    mae = (a - b).abs().mean(-1)
+    n = m.sum(-1)
+    ok = n > 0
+    if not bool(ok.any()):
+        return {"color_delta_e": math.nan, "color_rgb_mae": math.nan}
+    w = m.double()
+    per_image_e = (delta_e * w).sum(-1)[ok] / n[ok]
+    per_image_mae = (mae * w).sum(-1)[ok] / n[ok]
+    return {"color_delta_e": float(per_image_e.mean()),
+            "color_rgb_mae": float(per_image_mae.mean())}
 
 
 def chamfer_distance(points_a: Tensor, points_b: Tensor, chunk: int = 4096) -> Tensor:
@@ -240,7 +327,8 @@ def evaluate(
         device: device of the cameras and reference renders.
 
     Returns:
-        ``{"mask_iou", "depth_pearson", "psnr", "n_views"}`` (+ ``"chamfer"`` with a mesh).
+        ``{"mask_iou", "depth_pearson", "psnr", "color_delta_e", "color_rgb_mae", "n_views"}``
+        (+ ``"chamfer"`` with a mesh).
     """
     obj = get_object(prompt)
     cams = eval_cameras(n_views, elevation, device=device)
@@ -257,6 +345,7 @@ def evaluate(
         "mask_iou": float(mask_iou(result.mask, true.mask)),
         "depth_pearson": float(depth_pearson(result.depth, true.depth, result.mask, true.mask)),
         "psnr": float(psnr(result.rgb, true.rgb)),
+        **color_error(result.rgb, true.rgb, true.mask),
         "n_views": n_views,
     }
     if mesh is not None:
