@@ -8,6 +8,7 @@ and ``DPTForDepthEstimation.save_pretrained`` + ``preprocessor_config.json``.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -195,6 +196,21 @@ def build_sd_components(arch: SDArchitecture, prompts: list[str], seed: int = 0)
     }
 
 
+def _declare_float32(config_json: Path) -> None:
+    """Sets a transformers ``config.json``'s ``dtype`` to ``float32``, whatever the stored weights.
+
+    transformers 5 loads with ``dtype="auto"`` by default, i.e. in the dtype the config names,
+    which ``save_pretrained`` sets to the saved weights' dtype. diffusers loads float32 by
+    default. Weights stored in float16 (to keep the package small) would then load as a float16
+    text encoder beside a float32 UNet and VAE, and ``StableDiffusionPipeline.from_pretrained(
+    folder)`` would fail on CPU with "mat1 and mat2 must have the same dtype". Declaring float32
+    makes every component load in float32 unless ``torch_dtype`` / ``dtype`` says otherwise.
+    """
+    cfg = json.loads(config_json.read_text())
+    cfg["dtype"] = "float32"
+    config_json.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
+
+
 def save_sd(
     folder: str | os.PathLike,
     components: dict[str, Any],
@@ -204,7 +220,8 @@ def save_sd(
     """Saves the components as a ``StableDiffusionPipeline`` folder (no safety checker).
 
     Weights are written as ``dtype`` safetensors, sharded above ``max_shard_size``; the modules
-    themselves are left in their dtype.
+    themselves are left in their dtype. The folder loads in float32 by default whatever
+    ``dtype`` is (:func:`_declare_float32`), as diffusers and transformers users expect.
     """
     import copy
 
@@ -222,6 +239,7 @@ def save_sd(
         requires_safety_checker=False,
     )
     pipe.save_pretrained(os.fspath(folder), safe_serialization=True, max_shard_size=max_shard_size)
+    _declare_float32(Path(folder) / "text_encoder" / "config.json")
     return Path(folder)
 
 
@@ -267,13 +285,18 @@ def build_dpt(arch: DPTArchitecture, seed: int = 0):
 
 
 def save_dpt(folder: str | os.PathLike, model, dtype: torch.dtype = torch.float32) -> Path:
-    """``save_pretrained`` (``dtype`` safetensors) + ``preprocessor_config.json`` (mean/std 0.5)."""
+    """``save_pretrained`` (``dtype`` safetensors) + ``preprocessor_config.json`` (mean/std 0.5).
+
+    The config declares float32 (:func:`_declare_float32`), so a plain ``from_pretrained`` or
+    ``transformers.pipeline("depth-estimation", model=folder)`` runs in float32 on any device.
+    """
     import copy
 
     from transformers import DPTImageProcessor
 
     out = Path(folder)
     copy.deepcopy(model).to("cpu", dtype).save_pretrained(os.fspath(out), safe_serialization=True)
+    _declare_float32(out / "config.json")
     size = int(model.config.image_size)
     DPTImageProcessor(
         do_resize=True,
