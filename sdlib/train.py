@@ -275,6 +275,10 @@ class Trainer:
         self.config = config
         self.device = torch.device(config.device)
         self.out_dir = Path(out_dir) if out_dir is not None else None
+        if prior is None and self.device.type == "cuda":  # before anything is loaded
+            from sdlib.preflight import check_gpu_memory
+
+            check_gpu_memory(config)
         torch.manual_seed(config.seed)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.prior = prior or DiffusionPrior(
