@@ -43,13 +43,25 @@ def test_mesh_rejects_a_threshold_outside_the_density_range(blob_field):
         extract_mesh(blob_field, resolution=16, threshold=1e6)
 
 
-def test_turntable_writes_a_video(blob_field, tmp_path):
-    path = turntable(blob_field, tmp_path / "turn.mp4", n_frames=3, height=12, width=10,
+def test_turntable_writes_an_mp4(blob_field, tmp_path):
+    """imageio-ffmpeg is a dependency (its wheel ships ffmpeg): turntables are mp4 everywhere."""
+    assert ffmpeg_available(), "imageio-ffmpeg is a dependency of sdlib; install it"
+    path = turntable(blob_field, tmp_path / "turn.gif", n_frames=3, height=12, width=10,
                      config=RenderConfig(n_samples=16))
-    assert path.suffix == (".mp4" if ffmpeg_available() else ".gif")
+    assert path == tmp_path / "turn.mp4" and path.read_bytes()[4:8] == b"ftyp"  # ISO media
     frames = imageio.mimread(path)
     assert len(frames) == 3
     assert frames[0].shape[:2] == (12, 30)  # RGB | depth | normals side by side
+
+
+def test_turntable_falls_back_to_gif_without_ffmpeg(blob_field, tmp_path, monkeypatch):
+    import sdlib.nerf.export as export
+
+    monkeypatch.setattr(export, "ffmpeg_available", lambda: False)
+    path = turntable(blob_field, tmp_path / "turn.mp4", n_frames=3, height=12, width=10,
+                     config=RenderConfig(n_samples=16))
+    assert path == tmp_path / "turn.gif" and path.read_bytes()[:4] == b"GIF8"
+    assert len(imageio.mimread(path)) == 3
 
 
 def test_mesh_from_density_fills_hollow_solids_and_drops_floaters():

@@ -5,8 +5,9 @@
   world coordinates and coloured by the field's albedo. :func:`save_mesh` writes ``.obj`` or
   ``.glb`` (trimesh; chosen by the suffix).
 * :func:`turntable` renders ``n_frames`` cameras around the object and writes RGB, depth and
-  normals side by side as an ``.mp4`` (needs imageio's ffmpeg backend, ``imageio-ffmpeg``) or,
-  if that backend is missing, a ``.gif``; it returns the path actually written.
+  normals side by side as an ``.mp4`` (imageio's ffmpeg backend: the ``imageio-ffmpeg``
+  dependency ships the binary in its wheel) or, if that backend is missing anyway, a ``.gif``;
+  it returns the path actually written.
 """
 
 from __future__ import annotations
@@ -146,12 +147,14 @@ def save_mesh(mesh, path: str | Path) -> Path:
 
 
 def ffmpeg_available() -> bool:
-    """Whether imageio can write mp4 (the ``imageio-ffmpeg`` package is installed)."""
+    """Whether imageio can write mp4: ``imageio-ffmpeg`` (a dependency of sdlib, whose wheel
+    ships an ffmpeg binary) is installed and finds its binary (or ``IMAGEIO_FFMPEG_EXE``)."""
     try:
-        import imageio_ffmpeg  # noqa: F401
-    except ImportError:
+        import imageio_ffmpeg
+
+        return Path(imageio_ffmpeg.get_ffmpeg_exe()).is_file()
+    except (ImportError, RuntimeError, OSError):
         return False
-    return True
 
 
 def render_panels(out: RenderOutput) -> np.ndarray:
