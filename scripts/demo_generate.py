@@ -25,12 +25,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--prompt", default="a red mushroom with white spots")
     ap.add_argument("--method", default="sds", choices=["sds", "vsd", "ssd"])
-    ap.add_argument("--steps", type=int, default=400)
+    ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--out", default="outputs/demo/generate")
     args = ap.parse_args()
     torch.set_num_threads(max(torch.get_num_threads(), 1))
     cfg = shapezoo_config(
-        args.prompt, args.method, device="cpu", steps=args.steps, batch_size=2, render_size=48,
+        args.prompt, args.method, device="cpu", steps=args.steps, batch_size=2, render_size=32,
         eval_every=0, checkpoint_every=100, eval_size=64, turntable_frames=24,
         mesh_resolution=64, mesh_threshold=5.0,
         nerf=FieldConfig(grid=HashGridConfig(n_levels=8, log2_table_size=14, base_resolution=8,

@@ -28,6 +28,7 @@ __all__ = [
     "save_dpt",
     "build_sd21_base_components",
     "build_dpt_hybrid",
+    "SD21_SHAPED_TINY",
     "SPECIAL_TOKENS",
 ]
 
@@ -65,6 +66,11 @@ class SDArchitecture:
     """What the UNet predicts."""
     norm_groups: int = 16
     """GroupNorm groups in VAE and UNet (must divide every width)."""
+    text_hidden_act: str = "quick_gelu"
+    """Text encoder activation: ``"quick_gelu"`` (OpenAI CLIP, SD 1.x) or ``"gelu"`` (OpenCLIP,
+    SD 2.x)."""
+    use_linear_projection: bool = False
+    """UNet transformer in/out projections: convolutions (SD 1.x) or linear layers (SD 2.x)."""
 
     @property
     def vae_scale_factor(self) -> int:
@@ -147,6 +153,7 @@ def build_sd_components(arch: SDArchitecture, prompts: list[str], seed: int = 0)
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
+        hidden_act=arch.text_hidden_act,
     )
     text_encoder = CLIPTextModel(text_config)
     n_vae = len(arch.vae_channels)
@@ -176,6 +183,7 @@ def build_sd_components(arch: SDArchitecture, prompts: list[str], seed: int = 0)
         cross_attention_dim=arch.text_hidden,
         attention_head_dim=heads,
         norm_num_groups=arch.norm_groups,
+        use_linear_projection=arch.use_linear_projection,
     )
     scheduler = DDPMScheduler(
         num_train_timesteps=1000,
@@ -356,7 +364,16 @@ def build_sd21_base_components(prompts: list[str], seed: int = 0) -> dict[str, A
             "scheduler": scheduler}
 
 
-def build_dpt_hybrid(seed: int = 0):
+SD21_SHAPED_TINY = SDArchitecture(
+    image_size=32, vae_channels=(16, 32), unet_channels=(16, 32, 32), unet_layers_per_block=1,
+    attention_head_dim=8, text_hidden=32, text_layers=2, text_heads=2, norm_groups=8,
+    prediction_type="v_prediction", text_hidden_act="gelu", use_linear_projection=True,
+)
+"""A tiny random model of SD 2.1's kind (v-prediction UNet with linear projections, KL VAE,
+OpenCLIP-style gelu text encoder): the same code paths as the real one, for CPU smoke runs."""
+
+
+def build_dpt_hybrid(seed: int = 0, tiny: bool = False):
     """A randomly initialised ``DPTForDepthEstimation`` of ``Intel/dpt-hybrid-midas``'s size.
 
     ViT-Base (12 layers, width 768, patches of 16 at 384²) on a BiT ResNet stem (stages of 3, 4
@@ -367,6 +384,20 @@ def build_dpt_hybrid(seed: int = 0):
     from transformers import BitConfig, DPTConfig, DPTForDepthEstimation
 
     torch.manual_seed(seed)
+    if tiny:  # the same architecture, narrow and shallow, for CPU smoke runs (64² input)
+        backbone = BitConfig(
+            global_padding="same", layer_type="bottleneck", depths=[1, 1, 1],
+            hidden_sizes=[16, 32, 64, 128], embedding_size=16, num_groups=8,
+            out_features=["stage1", "stage2", "stage3"], embedding_dynamic_padding=True,
+        )
+        return DPTForDepthEstimation(DPTConfig(
+            is_hybrid=True, backbone_config=backbone, hidden_size=32, num_hidden_layers=4,
+            num_attention_heads=2, intermediate_size=64, image_size=64, patch_size=16,
+            backbone_out_indices=[0, 1, 2, 3], readout_type="project",
+            reassemble_factors=[1, 1, 1, 0.5], neck_hidden_sizes=[16, 32, 32, 32],
+            fusion_hidden_size=16, backbone_featmap_shape=[1, 64, 4, 4],
+            neck_ignore_stages=[0, 1],
+        ))
     backbone = BitConfig(
         global_padding="same", layer_type="bottleneck", depths=[3, 4, 9],
         out_features=["stage1", "stage2", "stage3"], embedding_dynamic_padding=True,
