@@ -19,12 +19,16 @@ For each method, first eager then compiled (``TrainConfig.compile``; :mod:`sdlib
 Writes ``--out`` (JSON) as it goes and prints a table.
 
     python scripts/bench_paper_step.py --out notes/bench_paper_step_h100.json
+    python scripts/bench_paper_step.py --variants eager,compiled,deterministic --parts 0 \
+        --out $OUT/bench_paper_step_h200.json      # + each run's peak memory vs the pre-flight
+                                                   # estimate, and TrainConfig.deterministic's cost
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -176,7 +180,8 @@ def profile_step(trainer, n: int = 5) -> list[dict]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--methods", default="sds,ssd,vsd")
-    ap.add_argument("--variants", default="eager,compiled")
+    ap.add_argument("--variants", default="eager,compiled",
+                    help="eager, compiled, deterministic (eager with TrainConfig.deterministic)")
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--warmup", type=int, default=8)
     ap.add_argument("--parts", type=int, default=10, help="repeats per part (0: skip parts)")
@@ -188,9 +193,13 @@ def main() -> None:
                     help="also SSD with the linear latent decoder (compiled)")
     ap.add_argument("--out", default="notes/bench_paper_step_h100.json")
     args = ap.parse_args()
+    if "deterministic" in args.variants:  # cuBLAS reads it at its first call
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
     from sdlib.gradient_variance import theta_gradient
+    from sdlib.preflight import estimate_gpu_memory
     from sdlib.priors import DepthPrior, DiffusionPrior
+    from sdlib.reproducibility import use_deterministic
     from sdlib.train import Trainer, paper_config
 
     t0 = time.time()
@@ -220,7 +229,7 @@ def main() -> None:
     methods = args.methods.split(",")
     for variant in args.variants.split(","):
         compiled = variant == "compiled"
-        if not compiled:
+        if variant == "eager":
             with torch.no_grad():
                 reference["eps_hat"] = prior.predict_noise(z, tt, emb, 100.0).float().clone()
         runs = [(m, m) for m in methods]
@@ -233,19 +242,34 @@ def main() -> None:
                                prior=str(sd), depth=str(dpt))
             if name == "ssd_linear":
                 cfg = replace(cfg, ssd=replace(cfg.ssd, decoder="linear"))
+            if variant == "deterministic":
+                cfg = replace(cfg, deterministic=True)
+            torch.cuda.reset_peak_memory_stats()  # each run's own peak (priors stay loaded)
             trainer = Trainer(cfg, prior=prior, depth=depth)
             row: dict = {"method": method, "variant": variant,
-                         "guidance_scale": cfg.guidance_scale}
+                         "guidance_scale": cfg.guidance_scale,
+                         "preflight_estimate_gb": estimate_gpu_memory(cfg).total / 2**30}
             t1 = time.time()
-            g = theta_gradient(trainer)
+            try:
+                g = theta_gradient(trainer)
+            except RuntimeError as err:  # an op without a deterministic CUDA implementation
+                if variant != "deterministic":
+                    raise
+                row["error"] = str(err)[:500]
+                report["runs"][key] = row
+                save()
+                print(f"{key}: {row['error']}", flush=True)
+                del trainer
+                use_deterministic(False)
+                continue
             torch.cuda.synchronize()
             row["first_gradient_s"] = time.time() - t1
-            if compiled and name in reference:
+            if variant != "eager" and name in reference:
                 ref = reference[name]
                 row["theta_grad_rel_err"] = float((g - ref).norm() / ref.norm())
                 row["theta_grad_cosine"] = float(torch.nn.functional.cosine_similarity(
                     g, ref, dim=0))
-            elif not compiled:
+            elif variant == "eager":
                 reference[name] = g
             t1 = time.time()
             for _ in range(args.warmup):
@@ -270,7 +294,11 @@ def main() -> None:
             if args.parts:
                 print("    parts: " + ", ".join(f"{k} {v['median']:.1f}"
                                                 for k, v in row["parts_ms"].items()), flush=True)
+            print(f"    peak {row['max_memory_gb']:.2f} GiB, pre-flight estimate "
+                  f"{row['preflight_estimate_gb']:.2f} GiB", flush=True)
             del trainer
+            if variant == "deterministic":
+                use_deterministic(False)
             torch.cuda.empty_cache()
         if compiled:
             with torch.no_grad():

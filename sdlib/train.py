@@ -74,6 +74,7 @@ from sdlib.nerf.render import (
     render_cameras,
     update_occupancy,
 )
+from sdlib.reproducibility import rng_state, set_rng_state
 from sdlib.variance import GradNormEMA
 
 __all__ = [
@@ -149,6 +150,11 @@ class TrainConfig:
     LoRA UNet; :mod:`sdlib.accelerate`). CUDA only; pays off at the paper's size."""
     seed: int = 0
     """Seed of every random draw (cameras, t, ε, initialisation)."""
+    deterministic: bool = False
+    """Bitwise-reproducible CUDA runs (:func:`sdlib.reproducibility.use_deterministic`):
+    PyTorch's deterministic algorithms, cuBLAS/cuDNN without non-deterministic kernels, and the
+    hash grid's PyTorch backend instead of Triton's (whose backward adds atomically); slower.
+    CPU runs are bitwise reproducible without it."""
     eval_every: int = 500
     """Ground-truth evaluation every N steps (ShapeZoo prompts only; 0 turns it off)."""
     checkpoint_every: int = 500
@@ -281,6 +287,14 @@ class Trainer:
         self.config = config
         self.device = torch.device(config.device)
         self.out_dir = Path(out_dir) if out_dir is not None else None
+        if prior is None and self.device.type == "cuda":  # before anything is loaded
+            from sdlib.preflight import check_gpu_memory
+
+            check_gpu_memory(config)
+        if config.deterministic:
+            from sdlib.reproducibility import use_deterministic
+
+            use_deterministic(True)
         torch.manual_seed(config.seed)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.prior = prior or DiffusionPrior(
@@ -581,6 +595,7 @@ class Trainer:
             "field": self.field.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "generator": self.generator.get_state(),
+            "rng": rng_state(),
             "grad_norm": dict(self.grad_norm.__dict__),
             "train_seconds": self.train_seconds,
             "config": self.config.to_dict(),
@@ -617,6 +632,8 @@ class Trainer:
         self.field.load_state_dict(state["field"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["generator"].cpu())
+        if "rng" in state:
+            set_rng_state(state["rng"])
         self.grad_norm.__dict__.update(state["grad_norm"])
         self.train_seconds = float(state.get("train_seconds", 0.0))
         if self.estimator is not None and "estimator" in state:

@@ -43,13 +43,25 @@ def test_mesh_rejects_a_threshold_outside_the_density_range(blob_field):
         extract_mesh(blob_field, resolution=16, threshold=1e6)
 
 
-def test_turntable_writes_a_video(blob_field, tmp_path):
-    path = turntable(blob_field, tmp_path / "turn.mp4", n_frames=3, height=12, width=10,
+def test_turntable_writes_an_mp4(blob_field, tmp_path):
+    """imageio-ffmpeg is a dependency (its wheel ships ffmpeg): turntables are mp4 everywhere."""
+    assert ffmpeg_available(), "imageio-ffmpeg is a dependency of sdlib; install it"
+    path = turntable(blob_field, tmp_path / "turn.gif", n_frames=3, height=12, width=10,
                      config=RenderConfig(n_samples=16))
-    assert path.suffix == (".mp4" if ffmpeg_available() else ".gif")
+    assert path == tmp_path / "turn.mp4" and path.read_bytes()[4:8] == b"ftyp"  # ISO media
     frames = imageio.mimread(path)
     assert len(frames) == 3
     assert frames[0].shape[:2] == (12, 30)  # RGB | depth | normals side by side
+
+
+def test_turntable_falls_back_to_gif_without_ffmpeg(blob_field, tmp_path, monkeypatch):
+    import sdlib.nerf.export as export
+
+    monkeypatch.setattr(export, "ffmpeg_available", lambda: False)
+    path = turntable(blob_field, tmp_path / "turn.mp4", n_frames=3, height=12, width=10,
+                     config=RenderConfig(n_samples=16))
+    assert path == tmp_path / "turn.gif" and path.read_bytes()[:4] == b"GIF8"
+    assert len(imageio.mimread(path)) == 3
 
 
 def test_mesh_from_density_fills_hollow_solids_and_drops_floaters():
@@ -67,3 +79,18 @@ def test_mesh_from_density_fills_hollow_solids_and_drops_floaters():
     clean_r = torch.as_tensor(clean.vertices).norm(dim=-1)
     assert (raw_r < 0.35).any() and (raw_r > 1.2).any()  # inner shell and floater present
     assert (clean_r - 0.5).abs().max() < 0.05  # only the outer sphere is left
+
+
+def test_depth_normals_of_a_plane_and_a_turntable_without_field_normals(blob_field, tmp_path):
+    from sdlib.nerf.export import depth_normals
+
+    u = torch.arange(8.0)
+    flat = depth_normals(torch.full((1, 8, 8), 2.0))
+    assert torch.allclose(flat, torch.tensor([0.0, 0.0, 1.0]).expand(1, 8, 8, 3))
+    tilted = depth_normals((0.5 * u / 8).expand(1, 8, 8))  # depth grows to the right
+    expected = torch.nn.functional.normalize(torch.tensor([-0.5, 0.0, 1.0]), dim=0)
+    assert torch.allclose(tilted, expected.expand(1, 8, 8, 3), atol=1e-6)
+    path = turntable(blob_field, tmp_path / "turn.mp4", n_frames=2, height=12, width=10,
+                     config=RenderConfig(n_samples=16, compute_normals=False))
+    normals_panel = imageio.mimread(path)[0][:, 20:]
+    assert normals_panel.std() > 5  # shaded by the depth's normals, not blank

@@ -39,7 +39,7 @@ def test_declared_dependencies() -> None:
     deps = {re.split(r"[<>=\[ ;]", d)[0].lower() for d in _pyproject()["project"]["dependencies"]}
     wanted = {"torch", "diffusers", "transformers", "accelerate", "safetensors", "peft",
               "nerfacc", "matplotlib", "ipywidgets", "jupyterlab", "papermill", "ipykernel",
-              "jupytext", "tqdm", "imageio", "trimesh", "scikit-image"}
+              "jupytext", "tqdm", "imageio", "imageio-ffmpeg", "trimesh", "scikit-image"}
     assert wanted <= deps, f"pyproject.toml lacks {sorted(wanted - deps)}"
     extras = _pyproject()["project"]["optional-dependencies"]
     assert {"dev", "tcnn"} <= set(extras)

@@ -197,6 +197,22 @@ def test_pipeline_loads_and_samples(sd_folders):
     assert img.shape == (1, 3, 16, 16)
 
 
+def test_half_precision_folders_load_in_float32(tmp_path):
+    """Weights stored in float16 (as shipped) load as float32 through plain from_pretrained."""
+    from diffusers import StableDiffusionPipeline
+    from transformers import AutoModelForDepthEstimation
+
+    comps = build_sd_components(TINY_SD, PROMPTS, seed=0)
+    folder = save_sd(tmp_path / "sd", comps, torch.float16)
+    pipe = StableDiffusionPipeline.from_pretrained(str(folder))
+    dtypes = {next(getattr(pipe, m).parameters()).dtype for m in ("unet", "vae", "text_encoder")}
+    assert dtypes == {torch.float32}
+    arch = DPTArchitecture(hidden_size=32, num_heads=2, neck_hidden_sizes=(8, 16, 32, 32),
+                           fusion_hidden_size=16)
+    dpt = save_dpt(tmp_path / "dpt", build_dpt(arch), torch.float16)
+    assert AutoModelForDepthEstimation.from_pretrained(str(dpt)).dtype == torch.float32
+
+
 def test_prior_sample(eps_prior):
     x = eps_prior.sample(
         ["a red ball"], num_inference_steps=2, generator=torch.Generator().manual_seed(0)

@@ -5,8 +5,9 @@
   world coordinates and coloured by the field's albedo. :func:`save_mesh` writes ``.obj`` or
   ``.glb`` (trimesh; chosen by the suffix).
 * :func:`turntable` renders ``n_frames`` cameras around the object and writes RGB, depth and
-  normals side by side as an ``.mp4`` (needs imageio's ffmpeg backend, ``imageio-ffmpeg``) or,
-  if that backend is missing, a ``.gif``; it returns the path actually written.
+  normals side by side as an ``.mp4`` (imageio's ffmpeg backend: the ``imageio-ffmpeg``
+  dependency ships the binary in its wheel) or, if that backend is missing anyway, a ``.gif``;
+  it returns the path actually written.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from sdlib.cameras import SHAPEZOO_CAMERAS, cameras_from_spherical
@@ -28,6 +30,7 @@ __all__ = [
     "mesh_from_density",
     "save_mesh",
     "render_panels",
+    "depth_normals",
     "turntable",
     "ffmpeg_available",
 ]
@@ -146,12 +149,29 @@ def save_mesh(mesh, path: str | Path) -> Path:
 
 
 def ffmpeg_available() -> bool:
-    """Whether imageio can write mp4 (the ``imageio-ffmpeg`` package is installed)."""
+    """Whether imageio can write mp4: ``imageio-ffmpeg`` (a dependency of sdlib, whose wheel
+    ships an ffmpeg binary) is installed and finds its binary (or ``IMAGEIO_FFMPEG_EXE``)."""
     try:
-        import imageio_ffmpeg  # noqa: F401
-    except ImportError:
+        import imageio_ffmpeg
+
+        return Path(imageio_ffmpeg.get_ffmpeg_exe()).is_file()
+    except (ImportError, RuntimeError, OSError):
         return False
-    return True
+
+
+def depth_normals(depth: Tensor) -> Tensor:
+    """Screen-space normals ``[B, H, W, 3]`` of a depth image ``[B, H, W]``.
+
+    ``n ∝ (−∂z/∂u, ∂z/∂v, 1/W)`` by central differences (``u`` right, ``v`` up, in image
+    widths): the normals panel of a turntable rendered without the field's normals, which cost
+    six extra density evaluations per sample.
+    """
+    d = depth[:, None]
+    du = F.pad(d[..., :, 2:] - d[..., :, :-2], (1, 1, 0, 0), mode="replicate") * 0.5
+    dv = F.pad(d[..., 2:, :] - d[..., :-2, :], (0, 0, 1, 1), mode="replicate") * 0.5
+    scale = float(depth.shape[-1])
+    n = torch.cat([-du * scale, dv * scale, torch.ones_like(d)], dim=1)
+    return F.normalize(n, dim=1).permute(0, 2, 3, 1)
 
 
 def render_panels(out: RenderOutput) -> np.ndarray:
@@ -168,9 +188,9 @@ def render_panels(out: RenderOutput) -> np.ndarray:
     depth_img = depth_unit[..., None].expand_as(rgb) * opacity + (1 - opacity)
     if out.normals is not None:
         n = torch.nn.functional.normalize(out.normals, dim=-1)
-        normal_img = (0.5 * n + 0.5) * opacity + (1 - opacity)
     else:
-        normal_img = torch.ones_like(rgb)
+        n = depth_normals(depth)
+    normal_img = (0.5 * n + 0.5) * opacity + (1 - opacity)
     panel = torch.cat([rgb, depth_img, normal_img], dim=2)
     return (panel.detach().cpu().numpy() * 255).round().astype(np.uint8)
 
@@ -192,6 +212,9 @@ def turntable(
 ) -> Path:
     """Writes a turntable video of RGB | depth | normals; returns the path written.
 
+    The normals are the field's (``config.compute_normals``, the default) or, when it is off,
+    the depth image's (:func:`depth_normals`: about 7× cheaper on the CPU's dense sampler).
+
     ``path``'s suffix is replaced by ``.mp4`` when ffmpeg is available, else by ``.gif``.
     """
     import imageio.v2 as imageio
@@ -201,7 +224,7 @@ def turntable(
     cameras = cameras_from_spherical(elevation, azimuth, distance, fovy, device=device)
     was_training = field.training
     field.eval()
-    config = replace(config, stratified=False, compute_normals=True)
+    config = replace(config, stratified=False)
     frames = []
     for i in range(n_frames):
         out = render_cameras(field, cameras[i], height, width, estimator=estimator, config=config)

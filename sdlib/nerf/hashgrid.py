@@ -97,7 +97,8 @@ class HashGridConfig:
     init_scale: float = 1e-4
     """Table entries start uniform in ``[-init_scale, init_scale]``."""
     backend: Backend = "auto"
-    """``"auto"`` (triton on CUDA, torch on CPU), ``"torch"``, ``"triton"`` or ``"tcnn"``."""
+    """``"auto"`` (triton on CUDA, torch on CPU and under ``torch.use_deterministic_algorithms``),
+    ``"torch"``, ``"triton"`` or ``"tcnn"``."""
 
     def __post_init__(self) -> None:
         if self.n_levels < 1:
@@ -175,6 +176,44 @@ def _layout_tensors(layout: LevelLayout, device: torch.device) -> tuple[Tensor, 
     )
 
 
+class _GatherRows(torch.autograd.Function):
+    """``table[index]`` whose backward sums repeated rows in a fixed order (bitwise reproducible).
+
+    The backward of plain ``table[index]`` is ``index_put_(accumulate=True)``, which on the CPU
+    adds rows hit by several points in parallel with atomics, so the order of the additions, and
+    the float32 result's last bits, change from run to run (two runs of one seed differed by
+    1e-9 after one step, 3e-5 after two). Here the backward runs the sort-based accumulation
+    that ``torch.use_deterministic_algorithms`` selects, whatever the global setting.
+    """
+
+    @staticmethod
+    def forward(ctx, table: Tensor, index: Tensor) -> Tensor:
+        ctx.save_for_backward(index)
+        ctx.table_shape = table.shape
+        return table[index]
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        (index,) = ctx.saved_tensors
+        was = torch.are_deterministic_algorithms_enabled()
+        warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+        torch.use_deterministic_algorithms(True)
+        try:
+            grad_table = grad.new_zeros(ctx.table_shape).index_put(
+                (index.reshape(-1),), grad.reshape(-1, grad.shape[-1]), accumulate=True
+            )
+        finally:
+            torch.use_deterministic_algorithms(was, warn_only=warn_only)
+        return grad_table, None
+
+
+def gather_rows(table: Tensor, index: Tensor) -> Tensor:
+    """``table[index]`` (``[..., F]``) with a deterministic backward (:class:`_GatherRows`)."""
+    if torch.is_grad_enabled() and table.requires_grad:
+        return _GatherRows.apply(table, index)
+    return table[index]
+
+
 def encode_reference(x: Tensor, table: Tensor, layout: LevelLayout) -> Tensor:
     """The hash encoding in vectorised PyTorch (the readable reference).
 
@@ -187,7 +226,8 @@ def encode_reference(x: Tensor, table: Tensor, layout: LevelLayout) -> Tensor:
         ``[N, L * F]`` features, level-major.
 
     Note:
-        Differentiable with respect to ``table`` and ``x`` (through the trilinear weights).
+        Differentiable with respect to ``table`` and ``x`` (through the trilinear weights); the
+        table's gradient is bitwise reproducible (:func:`gather_rows`).
     """
     res_i, sizes, offsets, dense = _layout_tensors(layout, x.device)
     n_levels, n_feat = len(layout.resolutions), table.shape[1]
@@ -205,7 +245,7 @@ def encode_reference(x: Tensor, table: Tensor, layout: LevelLayout) -> Tensor:
         hash_index = hash_index % sizes
         index = torch.where(dense, dense_index, hash_index) + offsets  # [N, L]
         weight = torch.where(bits.bool(), frac, 1.0 - frac).prod(dim=-1)  # [N, L]
-        out = out + weight[..., None].to(table.dtype) * table[index]
+        out = out + weight[..., None].to(table.dtype) * gather_rows(table, index)
     return out.reshape(x.shape[0], n_levels * n_feat)
 
 
@@ -446,8 +486,9 @@ class HashGrid(nn.Module):
         """The backend used for inputs like ``x`` (``"auto"`` resolved)."""
         if self._tcnn is not None:
             return "tcnn"
-        if self.config.backend == "auto":
-            return "triton" if (x.is_cuda and triton_available()) else "torch"
+        if self.config.backend == "auto":  # Triton's backward adds atomically: not deterministic
+            deterministic = torch.are_deterministic_algorithms_enabled()
+            return "triton" if x.is_cuda and triton_available() and not deterministic else "torch"
         return self.config.backend
 
     def forward(self, x: Tensor, backend: str | None = None) -> Tensor:

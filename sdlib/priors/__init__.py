@@ -10,7 +10,12 @@ Training commands: ``python -m sdlib.priors.train_sd``, ``… .train_depth``, ``
 Importing this package does not import diffusers or transformers.
 """
 
-from sdlib.priors._hub import ASSETS_DIR, PriorNotFoundError, resolve_pretrained
+from sdlib.priors._hub import (
+    ASSETS_DIR,
+    PriorNotFoundError,
+    WrongModelError,
+    resolve_pretrained,
+)
 from sdlib.priors.classifier import ClassifierConfig, ShapeZooClassifier, load_classifier
 from sdlib.priors.depth import DepthPrior, DepthPriorConfig
 from sdlib.priors.diffusion import DiffusionPrior, DiffusionPriorConfig, PromptEmbeddings
@@ -25,6 +30,7 @@ __all__ = [
     "PriorNotFoundError",
     "PromptEmbeddings",
     "ShapeZooClassifier",
+    "WrongModelError",
     "load_classifier",
     "resolve_pretrained",
 ]

@@ -8,6 +8,7 @@ and ``DPTForDepthEstimation.save_pretrained`` + ``preprocessor_config.json``.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ __all__ = [
     "save_dpt",
     "build_sd21_base_components",
     "build_dpt_hybrid",
+    "SD21_SHAPED_TINY",
     "SPECIAL_TOKENS",
 ]
 
@@ -64,6 +66,11 @@ class SDArchitecture:
     """What the UNet predicts."""
     norm_groups: int = 16
     """GroupNorm groups in VAE and UNet (must divide every width)."""
+    text_hidden_act: str = "quick_gelu"
+    """Text encoder activation: ``"quick_gelu"`` (OpenAI CLIP, SD 1.x) or ``"gelu"`` (OpenCLIP,
+    SD 2.x)."""
+    use_linear_projection: bool = False
+    """UNet transformer in/out projections: convolutions (SD 1.x) or linear layers (SD 2.x)."""
 
     @property
     def vae_scale_factor(self) -> int:
@@ -146,6 +153,7 @@ def build_sd_components(arch: SDArchitecture, prompts: list[str], seed: int = 0)
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
+        hidden_act=arch.text_hidden_act,
     )
     text_encoder = CLIPTextModel(text_config)
     n_vae = len(arch.vae_channels)
@@ -175,6 +183,7 @@ def build_sd_components(arch: SDArchitecture, prompts: list[str], seed: int = 0)
         cross_attention_dim=arch.text_hidden,
         attention_head_dim=heads,
         norm_num_groups=arch.norm_groups,
+        use_linear_projection=arch.use_linear_projection,
     )
     scheduler = DDPMScheduler(
         num_train_timesteps=1000,
@@ -195,6 +204,21 @@ def build_sd_components(arch: SDArchitecture, prompts: list[str], seed: int = 0)
     }
 
 
+def _declare_float32(config_json: Path) -> None:
+    """Sets a transformers ``config.json``'s ``dtype`` to ``float32``, whatever the stored weights.
+
+    transformers 5 loads with ``dtype="auto"`` by default, i.e. in the dtype the config names,
+    which ``save_pretrained`` sets to the saved weights' dtype. diffusers loads float32 by
+    default. Weights stored in float16 (to keep the package small) would then load as a float16
+    text encoder beside a float32 UNet and VAE, and ``StableDiffusionPipeline.from_pretrained(
+    folder)`` would fail on CPU with "mat1 and mat2 must have the same dtype". Declaring float32
+    makes every component load in float32 unless ``torch_dtype`` / ``dtype`` says otherwise.
+    """
+    cfg = json.loads(config_json.read_text())
+    cfg["dtype"] = "float32"
+    config_json.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
+
+
 def save_sd(
     folder: str | os.PathLike,
     components: dict[str, Any],
@@ -204,7 +228,8 @@ def save_sd(
     """Saves the components as a ``StableDiffusionPipeline`` folder (no safety checker).
 
     Weights are written as ``dtype`` safetensors, sharded above ``max_shard_size``; the modules
-    themselves are left in their dtype.
+    themselves are left in their dtype. The folder loads in float32 by default whatever
+    ``dtype`` is (:func:`_declare_float32`), as diffusers and transformers users expect.
     """
     import copy
 
@@ -222,6 +247,7 @@ def save_sd(
         requires_safety_checker=False,
     )
     pipe.save_pretrained(os.fspath(folder), safe_serialization=True, max_shard_size=max_shard_size)
+    _declare_float32(Path(folder) / "text_encoder" / "config.json")
     return Path(folder)
 
 
@@ -267,13 +293,18 @@ def build_dpt(arch: DPTArchitecture, seed: int = 0):
 
 
 def save_dpt(folder: str | os.PathLike, model, dtype: torch.dtype = torch.float32) -> Path:
-    """``save_pretrained`` (``dtype`` safetensors) + ``preprocessor_config.json`` (mean/std 0.5)."""
+    """``save_pretrained`` (``dtype`` safetensors) + ``preprocessor_config.json`` (mean/std 0.5).
+
+    The config declares float32 (:func:`_declare_float32`), so a plain ``from_pretrained`` or
+    ``transformers.pipeline("depth-estimation", model=folder)`` runs in float32 on any device.
+    """
     import copy
 
     from transformers import DPTImageProcessor
 
     out = Path(folder)
     copy.deepcopy(model).to("cpu", dtype).save_pretrained(os.fspath(out), safe_serialization=True)
+    _declare_float32(out / "config.json")
     size = int(model.config.image_size)
     DPTImageProcessor(
         do_resize=True,
@@ -333,7 +364,16 @@ def build_sd21_base_components(prompts: list[str], seed: int = 0) -> dict[str, A
             "scheduler": scheduler}
 
 
-def build_dpt_hybrid(seed: int = 0):
+SD21_SHAPED_TINY = SDArchitecture(
+    image_size=32, vae_channels=(16, 32), unet_channels=(16, 32, 32), unet_layers_per_block=1,
+    attention_head_dim=8, text_hidden=32, text_layers=2, text_heads=2, norm_groups=8,
+    prediction_type="v_prediction", text_hidden_act="gelu", use_linear_projection=True,
+)
+"""A tiny random model of SD 2.1's kind (v-prediction UNet with linear projections, KL VAE,
+OpenCLIP-style gelu text encoder): the same code paths as the real one, for CPU smoke runs."""
+
+
+def build_dpt_hybrid(seed: int = 0, tiny: bool = False):
     """A randomly initialised ``DPTForDepthEstimation`` of ``Intel/dpt-hybrid-midas``'s size.
 
     ViT-Base (12 layers, width 768, patches of 16 at 384²) on a BiT ResNet stem (stages of 3, 4
@@ -344,6 +384,20 @@ def build_dpt_hybrid(seed: int = 0):
     from transformers import BitConfig, DPTConfig, DPTForDepthEstimation
 
     torch.manual_seed(seed)
+    if tiny:  # the same architecture, narrow and shallow, for CPU smoke runs (64² input)
+        backbone = BitConfig(
+            global_padding="same", layer_type="bottleneck", depths=[1, 1, 1],
+            hidden_sizes=[16, 32, 64, 128], embedding_size=16, num_groups=8,
+            out_features=["stage1", "stage2", "stage3"], embedding_dynamic_padding=True,
+        )
+        return DPTForDepthEstimation(DPTConfig(
+            is_hybrid=True, backbone_config=backbone, hidden_size=32, num_hidden_layers=4,
+            num_attention_heads=2, intermediate_size=64, image_size=64, patch_size=16,
+            backbone_out_indices=[0, 1, 2, 3], readout_type="project",
+            reassemble_factors=[1, 1, 1, 0.5], neck_hidden_sizes=[16, 32, 32, 32],
+            fusion_hidden_size=16, backbone_featmap_shape=[1, 64, 4, 4],
+            neck_ignore_stages=[0, 1],
+        ))
     backbone = BitConfig(
         global_padding="same", layer_type="bottleneck", depths=[3, 4, 9],
         out_features=["stage1", "stage2", "stage3"], embedding_dynamic_padding=True,

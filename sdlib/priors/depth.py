@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from sdlib.priors._hub import resolve_pretrained
+from sdlib.priors._hub import WrongModelError, check_depth_folder, resolve_pretrained
 
 __all__ = ["DepthPriorConfig", "DepthPrior"]
 
@@ -88,16 +88,27 @@ class DepthPrior:
         self.device = torch.device(config.device)
         self.dtype = _DTYPES[config.dtype]
         source = resolve_pretrained(config.model, "dpt")
+        if isinstance(source, Path):  # a repo id the hub serves is checked after download
+            check_depth_folder(source, config.model)
         self.source = source
         try:
-            self.model = AutoModelForDepthEstimation.from_pretrained(
-                os.fspath(source), dtype=self.dtype
+            self.model, info = AutoModelForDepthEstimation.from_pretrained(
+                os.fspath(source), dtype=self.dtype, output_loading_info=True
             )
         except OSError as err:
             raise OSError(
                 f"could not load a transformers depth-estimation model from {os.fspath(source)!r} "
                 f"(config.json + weights expected). Cause: {err}"
             ) from err
+        missing = sorted(info.get("missing_keys") or [])
+        if missing:
+            raise WrongModelError(
+                f"depth model {config.model!r} ({os.fspath(source)}): its weights lack "
+                f"{len(missing)} tensors of {type(self.model).__name__} (e.g. {missing[:3]}), "
+                "which would be random: it is not a trained depth-estimation checkpoint (a "
+                "segmentation or backbone-only one?). Pass a depth-estimation model such as "
+                "Intel/dpt-hybrid-midas, or \"shapezoo\"."
+            )
         self.model.to(self.device).eval().requires_grad_(False)
         pre = _read_preprocessor(source)
         mean = (

@@ -33,7 +33,7 @@ import torch
 from torch import Tensor
 
 from sdlib.cameras import VIEW_SUFFIXES, view_prompt
-from sdlib.priors._hub import resolve_pretrained
+from sdlib.priors._hub import check_sd_folder, resolve_pretrained
 
 __all__ = ["DiffusionPriorConfig", "DiffusionPrior", "PromptEmbeddings"]
 
@@ -108,6 +108,8 @@ class DiffusionPrior:
         self.device = torch.device(config.device)
         self.dtype = _DTYPES[config.dtype]
         source = resolve_pretrained(config.model, "sd")
+        if isinstance(source, Path):  # a repo id the hub serves is checked by diffusers
+            check_sd_folder(source, config.model)
         self.source = source
         self._load(source)
         self._cache: dict[str, PromptEmbeddings] = {}
