@@ -184,3 +184,24 @@ def test_scenes_cpu_and_cuda_agree() -> None:
             worst = max(worst, float((x - y)[both].abs().max()))
     assert worst < 1e-4
     assert flips <= 3
+
+
+def test_prior_training_data_mixes_objects_and_scenes(tmp_path) -> None:
+    from sdlib.priors._train import SCENE_FRACTION, default_prompts, load_or_render
+
+    prompts = default_prompts()
+    assert prompts == [o.prompt for o in OBJECTS] + list(SCENE_PROMPTS)
+    cache = tmp_path / "views.pt"
+    data = load_or_render(32, 0, "cpu", 16, str(cache), None)
+    is_scene = data.object_index >= len(OBJECTS)
+    assert int(is_scene.sum()) == round(32 * SCENE_FRACTION)
+    for i, cap, s in zip(data.object_index.tolist(), data.captions, is_scene.tolist()):
+        # scenes: the prompt alone; objects: "<prompt>, <view suffix>"
+        assert cap == prompts[i] if s else cap.startswith(prompts[i] + ", ")
+    # a cache written by another data version is rendered again, not reused
+    blob = torch.load(cache, weights_only=False)
+    blob["version"] = "objects-only"
+    torch.save(blob, cache)
+    again = load_or_render(32, 0, "cpu", 16, str(cache), None)
+    assert torch.load(cache, weights_only=False)["version"] != "objects-only"
+    assert again.captions == data.captions
