@@ -136,8 +136,9 @@ SCENE_CAMERAS = CameraConfig(distance=(0.1, 0.5), fovy=(60.0, 60.0), elevation=(
                              inside=True)
 """Inside-out cameras for ShapeZoo scenes (:mod:`sdlib.shapezoo.scenes`): 0.1-0.5 from the
 scene centre (eye height, 0.5 above the floor), looking through it outward, fovy 60 degrees,
-elevation -5 to 30 degrees (ProlificDreamer's scene setting: threestudio's
-``prolificdreamer-scene.yaml`` draws distances 0.1-0.5 from the centre the same way)."""
+elevation -5 to 30 degrees. ProlificDreamer's scene setting (threestudio's
+``prolificdreamer-scene.yaml``) draws look-at cameras the same way, at distances 0.1-2.3 in a
+volume of radius 5; 0.1-0.5 keeps ours in the clear space of rooms 1.8 in half-size."""
 
 
 @dataclass(frozen=True)
