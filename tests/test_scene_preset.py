@@ -120,9 +120,9 @@ def test_scene_trainer_steps_and_scores(tiny, tmp_path, method, baseline) -> Non
     cfg = scene_config(
         PROMPT, method, baseline=baseline, prior=str(root / "sd"), depth=str(root / "dpt"),
         device="cpu", steps=2, batch_size=1, render_size=16, eval_every=0, eval_size=16,
-        checkpoint_every=0, turntable_frames=2, mesh_resolution=0,
+        checkpoint_every=0, turntable_frames=1, mesh_resolution=0,
         nerf=replace(SCENE_FIELD, grid=HashGridConfig(n_levels=2, log2_table_size=8)),
-        render=RenderConfig(n_samples=12, chunk=4096),
+        render=RenderConfig(n_samples=8, chunk=4096),
     )
     trainer = Trainer(cfg, tmp_path / "run", prior=prior, depth=depth)
     result = trainer.run(progress=False)

@@ -68,10 +68,10 @@ def test_inside_camera_config() -> None:
 
 
 def test_every_scene_renders_from_inside() -> None:
-    cams = sample_cameras(SCENE_CAMERAS, 6, generator=torch.Generator().manual_seed(1))
+    cams = sample_cameras(SCENE_CAMERAS, 3, generator=torch.Generator().manual_seed(1))
     for s in SCENES:
-        out = render(s, cams, 32, 32)
-        assert out.rgb.shape == (6, 32, 32, 3) and torch.isfinite(out.depth).all()
+        out = render(s, cams, 24, 24)
+        assert out.rgb.shape == (3, 24, 24, 3) and torch.isfinite(out.depth).all()
         assert out.mask.mean() > 0.5, s.name  # mostly scene, some sky at most
         hit = out.mask > 0
         # nothing in the clear space around the camera; nothing beyond the scene box's corner
@@ -83,13 +83,13 @@ def test_every_scene_renders_from_inside() -> None:
 
 def test_parts_in_bounds_and_clear_space_empty() -> None:
     g = torch.Generator().manual_seed(0)
-    r = CLEAR_RADIUS * torch.sqrt(torch.rand(4000, generator=g))
-    a = 2 * math.pi * torch.rand(4000, generator=g)
-    z = FLOOR_Z + 1e-3 + (1.2 - FLOOR_Z) * torch.rand(4000, generator=g)
+    r = CLEAR_RADIUS * torch.sqrt(torch.rand(2000, generator=g))
+    a = 2 * math.pi * torch.rand(2000, generator=g)
+    z = FLOOR_Z + 1e-3 + (1.2 - FLOOR_Z) * torch.rand(2000, generator=g)
     points = torch.stack([r * torch.cos(a), r * torch.sin(a), z], -1)
     for s in SCENES:
         for p in s.parts:
-            pts = sample_surface(p, 64, torch.Generator().manual_seed(1))
+            pts = sample_surface(p, 32, torch.Generator().manual_seed(1))
             assert pts.abs().max() <= SCENE_BOUND + 1e-6, (s.name, p)
             R = torch.tensor(p.rotation).reshape(3, 3)
             local = (points - torch.tensor(p.position)) @ R  # R^T (x - c)
