@@ -1,16 +1,19 @@
-"""Evaluates the ShapeZoo priors (issue 4 acceptance numbers) and writes a sample grid.
+"""Evaluates the ShapeZoo priors (issues 4 and 13 acceptance numbers) and writes a sample grid.
 
     python scripts/eval_priors.py --out outputs/eval [--device cuda] [--sd shapezoo] ...
 
-* ShapeZoo-SD samples (``--steps`` DDIM steps, guidance ``--guidance``, ``--per_view`` samples per
-  prompt per view suffix) named by the classifier: accuracy overall and per view suffix;
+Objects and scenes are scored apart (a class name that is a ShapeZoo scene prompt is a scene):
+
+* ShapeZoo-SD samples (``--steps`` DDIM steps, guidance ``--guidance``) named by the classifier:
+  objects ``--per_view`` samples per prompt per view suffix (accuracy overall and per suffix),
+  scenes ``4 * --per_view`` samples of the prompt alone (scenes are captioned without suffix);
 * VAE reconstruction PSNR on held-out renders (seed ``--seed``, not the training seed);
 * ShapeZoo-DPT: Pearson with true inverse depth inside the mask, on clean held-out renders and on
   images decoded from ``x_t`` (latent noise) at several noise levels;
 * the classifier's accuracy on held-out true renders.
 
-Writes ``metrics.json`` and ``samples_grid.png`` (rows: prompts; columns: view suffixes × samples)
-to ``--out``.
+Writes ``metrics.json`` and ``samples_grid.png`` (rows: prompts; columns: view suffixes × samples,
+for scenes simply samples) to ``--out``.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ def main(argv: list[str] | None = None) -> dict:
     from sdlib.priors import DepthPrior, DiffusionPrior, load_classifier
     from sdlib.priors._train import render_views
     from sdlib.priors.train_depth import noised_images, pearson_in_mask
+    from sdlib.shapezoo import OBJECTS, is_scene_prompt
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -62,9 +66,10 @@ def main(argv: list[str] | None = None) -> dict:
     for i, p in enumerate(names):
         for v, s in enumerate(VIEW_SUFFIXES):
             for _ in range(args.per_view):
-                prompts.append(view_prompt(p, s))
+                scene = is_scene_prompt(p)  # scenes: the prompt alone, view index -1
+                prompts.append(p if scene else view_prompt(p, s))
                 targets.append(i)
-                views.append(v)
+                views.append(-1 if scene else v)
     gen = torch.Generator(device=dev).manual_seed(args.seed)
     ts = time.time()
     samples = torch.cat(
@@ -86,6 +91,11 @@ def main(argv: list[str] | None = None) -> dict:
     targets_t, views_t = torch.tensor(targets), torch.tensor(views)
     correct = (pred == targets_t).float()
     metrics["sample_accuracy"] = correct.mean().item()
+    is_scene_sample = views_t < 0
+    metrics["sample_accuracy_objects"] = correct[~is_scene_sample].mean().item()
+    metrics["sample_accuracy_scenes"] = (
+        correct[is_scene_sample].mean().item() if is_scene_sample.any() else math.nan
+    )
     metrics["sample_accuracy_per_view"] = {
         s: correct[views_t == v].mean().item() for v, s in enumerate(VIEW_SUFFIXES)
     }
@@ -112,7 +122,7 @@ def main(argv: list[str] | None = None) -> dict:
     ax.xaxis.tick_top()
     ax.set_yticks(
         [(i + 0.5) * prior.image_size for i in range(len(names))],
-        [f"{p} ({per_prompt[p]:.0%})" for p in names],
+        [f"{p}{' (scene)' if is_scene_prompt(p) else ''} ({per_prompt[p]:.0%})" for p in names],
         fontsize=6,
     )
     fig.savefig(out / "samples_grid.png", dpi=100)
@@ -120,6 +130,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     # ---------------------------------------------------------------- held-out renders
     data = render_views(args.n_views, args.seed, dev, 64, progress=False)
+    is_scene = data.object_index >= len(OBJECTS)
+    groups = {"objects": ~is_scene, "scenes": is_scene}
     with torch.no_grad():
         rec = torch.cat(
             [
@@ -132,13 +144,16 @@ def main(argv: list[str] | None = None) -> dict:
         metrics["vae_psnr_db"] = psnr.mean().item()
         metrics["vae_psnr_db_of_mean_mse"] = 10 * math.log10(1.0 / mse.mean().item())
         pred = torch.cat([clf.predict(data.images[i : i + 512]) for i in range(0, len(data), 512)])
-        metrics["classifier_accuracy_renders"] = (pred == data.object_index).float().mean().item()
+        right = (pred == data.object_index).float()
+        metrics["classifier_accuracy_renders"] = right.mean().item()
+        for g, sel in groups.items():
+            metrics[f"vae_psnr_db_{g}"] = psnr[sel].mean().item()
+            metrics[f"classifier_accuracy_renders_{g}"] = right[sel].mean().item()
         inv = data.inverse_depth()[:, 0]
-        res = {}
-        n_d = min(len(data), 1024)
+        res: dict[str, dict[str, float]] = {"all": {}, **{g: {} for g in groups}}
         for tf in (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9):
             rs = []
-            for i in range(0, n_d, 256):
+            for i in range(0, len(data), 256):
                 x = data.images[i : i + 256]
                 if tf > 0:
                     t = torch.full((x.shape[0],), int(tf * 1000), device=dev, dtype=torch.long)
@@ -146,9 +161,16 @@ def main(argv: list[str] | None = None) -> dict:
                         x, t, "latent", vae=prior.vae, abar=prior.alphas_cumprod, generator=gen
                     )
                 rs.append(pearson_in_mask(depth(x), inv[i : i + 256], data.mask[i : i + 256]))
-            res[f"t={tf:.1f}"] = torch.cat(rs).nanmean().item()
-        metrics["dpt_pearson_vs_t"] = res
-        metrics["dpt_pearson_clean"] = res["t=0.0"]
+            r = torch.cat(rs)
+            res["all"][f"t={tf:.1f}"] = r.nanmean().item()
+            for g, sel in groups.items():
+                res[g][f"t={tf:.1f}"] = r[sel].nanmean().item()
+        metrics["dpt_pearson_vs_t"] = res["all"]
+        metrics["dpt_pearson_clean"] = res["all"]["t=0.0"]
+        for g in groups:
+            metrics[f"dpt_pearson_vs_t_{g}"] = res[g]
+            metrics[f"dpt_pearson_clean_{g}"] = res[g]["t=0.0"]
+        metrics["n_held_out"] = {g: int(sel.sum()) for g, sel in groups.items()}
     metrics["total_s"] = round(time.time() - t0, 1)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     print(
@@ -156,6 +178,13 @@ def main(argv: list[str] | None = None) -> dict:
             {k: v for k, v in metrics.items() if k != "sample_accuracy_per_prompt"}, indent=1
         )
     )
+    print("acceptance (issue 13): samples named >= 0.95 for objects and scenes; DPT Pearson >= 0.95"
+          " on objects, >= 0.9 on scenes")
+    for g in ("objects", "scenes"):
+        print(f"  {g:8s} samples named {metrics[f'sample_accuracy_{g}']:.3f}   DPT Pearson (clean) "
+              f"{metrics[f'dpt_pearson_clean_{g}']:.3f}   classifier on renders "
+              f"{metrics[f'classifier_accuracy_renders_{g}']:.3f}   VAE PSNR "
+              f"{metrics[f'vae_psnr_db_{g}']:.1f} dB")
     return metrics
 
 

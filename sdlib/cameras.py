@@ -31,6 +31,8 @@ Presets
 40-70 degrees, elevation -10-45). ``SHAPEZOO_CAMERAS`` fix distance (1.75) and fovy (55
 degrees), so that an object's size in the image determines its size in 3D (DESIGN.md §7); the
 ShapeZoo priors are trained with it and text-to-3D on ShapeZoo should use it.
+``SCENE_CAMERAS`` (``inside=True``) are the same look-at cameras placed *inside* a scene, 0.1-0.5
+from its centre, so each looks through the centre at the far side of the scene.
 
 >>> cams = sample_cameras(SHAPEZOO_CAMERAS, 4, generator=torch.Generator().manual_seed(0))
 >>> origins, dirs = get_rays(cams, 32, 32)
@@ -51,6 +53,7 @@ __all__ = [
     "Cameras",
     "PAPER_CAMERAS",
     "SHAPEZOO_CAMERAS",
+    "SCENE_CAMERAS",
     "VIEW_SUFFIXES",
     "sample_cameras",
     "cameras_from_spherical",
@@ -89,10 +92,17 @@ class CameraConfig:
     """|azimuth| above ``180 - back_threshold`` is a back view."""
     overhead_threshold: float = 60.0
     """Elevation above this (degrees) is an overhead view, whatever the azimuth."""
+    inside: bool = False
+    """Inside-out cameras (scenes, threestudio's scene setting): ``distance`` lies in (0, 1), so
+    the camera sits near the scene centre and, looking at the origin, looks *through* it at the
+    far side of the scene: a camera at azimuth ``az`` sees the scene towards azimuth
+    ``az + 180``. Scene captions carry no view suffix."""
 
     def __post_init__(self) -> None:
+        dist_range = ((0.0, 1.0, "(0, 1): inside the unit sphere (inside=True)") if self.inside
+                      else (1.0, math.inf, "(1, inf): outside the unit sphere"))
         checks = {
-            "distance": (self.distance, 1.0, math.inf, "(1, inf): outside the unit sphere"),
+            "distance": (self.distance, *dist_range),
             "fovy": (self.fovy, 0.0, 180.0, "(0, 180) degrees"),
             "elevation": (self.elevation, -90.0, 90.0, "(-90, 90) degrees"),
             "azimuth": (self.azimuth, -360.0, 360.0, "[-360, 360] degrees"),
@@ -122,6 +132,13 @@ PAPER_CAMERAS = CameraConfig()
 """The paper's reference ranges (threestudio defaults, DESIGN.md §5)."""
 SHAPEZOO_CAMERAS = CameraConfig(distance=(1.75, 1.75), fovy=(55.0, 55.0))
 """Fixed distance and field of view: size in the image fixes size in 3D (DESIGN.md §7)."""
+SCENE_CAMERAS = CameraConfig(distance=(0.1, 0.5), fovy=(60.0, 60.0), elevation=(-5.0, 30.0),
+                             inside=True)
+"""Inside-out cameras for ShapeZoo scenes (:mod:`sdlib.shapezoo.scenes`): 0.1-0.5 from the
+scene centre (eye height, 0.5 above the floor), looking through it outward, fovy 60 degrees,
+elevation -5 to 30 degrees. ProlificDreamer's scene setting (threestudio's
+``prolificdreamer-scene.yaml``) draws look-at cameras the same way, at distances 0.1-2.3 in a
+volume of radius 5; 0.1-0.5 keeps ours in the clear space of rooms 1.8 in half-size."""
 
 
 @dataclass(frozen=True)

@@ -515,9 +515,9 @@ class Trainer:
     # ------------------------------------------------------------------ evaluation, export
     @property
     def is_shapezoo_prompt(self) -> bool:
-        from sdlib.shapezoo import PROMPTS
+        from sdlib.shapezoo import PROMPTS, SCENE_PROMPTS
 
-        return self.config.prompt in PROMPTS
+        return self.config.prompt in PROMPTS or self.config.prompt in SCENE_PROMPTS
 
     @torch.no_grad()
     def render_eval(self, cameras: Cameras, size: int):
@@ -540,18 +540,27 @@ class Trainer:
             return {}
         from sdlib.cameras import eval_cameras
         from sdlib.priors import load_classifier
-        from sdlib.shapezoo import evaluate, object_index
+        from sdlib.shapezoo import evaluate, is_scene_prompt, object_index
 
         size = self.config.eval_size
-        cams = eval_cameras(8, device=self.device)
-        result = self.render_eval(cams, size)
-        scores = evaluate(result, self.config.prompt, height=size, width=size, device=self.device)
         if not hasattr(self, "_classifier"):
             try:
                 self._classifier = load_classifier("shapezoo", device=self.device)
             except OSError:  # no shipped classifier: report the other metrics
                 self._classifier = None
         classifier = self._classifier
+        if is_scene_prompt(self.config.prompt):  # inside-out views (shapezoo.scene_metrics)
+            from sdlib.shapezoo.scene_metrics import evaluate_scene
+
+            scores = evaluate_scene(lambda cams, h, w: self.render_eval(cams, h),
+                                    self.config.prompt, height=size, width=size,
+                                    classifier=classifier, device=self.device)
+            scores["step"] = self.step_count
+            self._append("eval.jsonl", scores)
+            return scores
+        cams = eval_cameras(8, device=self.device)
+        result = self.render_eval(cams, size)
+        scores = evaluate(result, self.config.prompt, height=size, width=size, device=self.device)
         if classifier is not None:
             images = result.rgb.permute(0, 3, 1, 2)
             if images.shape[-1] != classifier.config.image_size:
@@ -576,6 +585,8 @@ class Trainer:
             video = turntable(self.field, self.out_dir / "turntable.mp4",
                               n_frames=self.config.turntable_frames,
                               height=self.config.eval_size, width=self.config.eval_size,
+                              distance=sum(self.config.cameras.distance) / 2,
+                              fovy=sum(self.config.cameras.fovy) / 2,
                               estimator=self.estimator, config=self.config.render)
         if self.config.mesh_resolution:
             try:

@@ -10,8 +10,13 @@ encoding ``h``)::
     normal   = -grad sigma / ||grad sigma||                    # outward
 
 The blob makes the initial field a soft ball at the origin, which score distillation needs to
-start from (DreamFusion Sec. 3.1, Magic3D). Normals come from central finite differences of
-the density (any hash-grid backend; default) or from autograd (analytic; the torch backend).
+start from (DreamFusion Sec. 3.1, Magic3D). A **negative** ``blob_density`` inverts it
+(threestudio's scene setting, ``density_blob_scale: -10``): the bias is negative inside
+``blob_radius`` and grows outward, so the field starts empty around cameras placed inside the
+scene and dense towards the box walls (:data:`sdlib.scene_preset.SCENE_FIELD`).
+
+Normals come from central finite differences of the density (any hash-grid backend; default)
+or from autograd (analytic; the torch backend).
 Points outside the box get zero density.
 
 >>> field = RadianceField(FieldConfig(grid=HashGridConfig(n_levels=2, log2_table_size=10)))
@@ -65,9 +70,10 @@ class FieldConfig:
     density_activation: Literal["softplus", "trunc_exp"] = "softplus"
     """Activation turning the raw density into ``sigma >= 0``."""
     blob_density: float = 10.0
-    """Height of the initial density blob (added before the activation); 0 disables it."""
+    """Height of the initial density blob (added before the activation); 0 disables it; < 0 is
+    the inverted blob of scenes (empty inside ``blob_radius``, denser outward)."""
     blob_radius: float = 0.5
-    """Radius where the blob's bias crosses zero."""
+    """Radius where the blob's bias crosses zero (> 0)."""
     normals: Literal["finite_difference", "analytic"] = "finite_difference"
     """How normals are computed from the density gradient."""
     normal_eps: float = 1e-2
@@ -81,6 +87,8 @@ class FieldConfig:
     def __post_init__(self) -> None:
         if self.bound <= 0:
             raise ValueError(f"FieldConfig.bound={self.bound}: must be > 0")
+        if self.blob_radius <= 0:
+            raise ValueError(f"FieldConfig.blob_radius={self.blob_radius}: must be > 0")
         if self.density_activation not in ("softplus", "trunc_exp"):
             raise ValueError(
                 f"FieldConfig.density_activation={self.density_activation!r}: accepted "

@@ -1,8 +1,12 @@
 """Shared pieces of the prior training commands: rendered data, argparse from dataclasses, logs.
 
-Data are ShapeZoo renders made on the fly on the training device (``sdlib.shapezoo.sample_views``,
-camera preset ``SHAPEZOO_CAMERAS``), rendered once per run into a tensor dataset (optionally
-cached to a file so the three commands can share it) and sampled from with replacement.
+Data are ShapeZoo renders made on the fly on the training device (``sdlib.shapezoo.sample_views``):
+objects (camera preset ``SHAPEZOO_CAMERAS``, view-suffixed captions) and, a fraction
+:data:`SCENE_FRACTION` of them, scenes seen from inside (``SCENE_CAMERAS``, captioned with the
+scene prompt alone), in the same format. Class indices (``object_index``) index
+:func:`default_prompts`: the objects' prompts, then the scenes'. The views are rendered once per
+run into a tensor dataset (optionally cached to a file so the three commands can share it) and
+sampled from with replacement.
 """
 
 from __future__ import annotations
@@ -86,41 +90,52 @@ class ViewData:
 OVERHEAD_FRACTION = 0.15
 """Fraction of training views drawn overhead (elevation 60.5-85 degrees): ``SHAPEZOO_CAMERAS``
 never goes above 45 degrees, but the priors are asked for every view suffix, "overhead view" too."""
+SCENE_FRACTION = 0.25
+"""Fraction of training views that are scenes seen from inside (``SCENE_CAMERAS``)."""
+DATA_VERSION = "objects+scenes-1"
+"""Names what :func:`default_views_fn` renders; a cached dataset of another version is rendered
+again (``load_or_render``)."""
 
 
 def default_views_fn(batch_size: int, generator: torch.Generator, device: str, size: int):
-    """ShapeZoo renders, camera preset ``SHAPEZOO_CAMERAS`` (distance 1.75, fovy 55), plus a
-    fraction :data:`OVERHEAD_FRACTION` from the same preset with elevation in [60.5, 85] degrees."""
+    """ShapeZoo renders: objects from ``SHAPEZOO_CAMERAS`` (distance 1.75, fovy 55), a fraction
+    :data:`OVERHEAD_FRACTION` of them with elevation in [60.5, 85] degrees, and a fraction
+    :data:`SCENE_FRACTION` of the batch scenes from ``SCENE_CAMERAS`` (inside, captioned without
+    view suffix, ``object_index`` offset by the number of objects: see :func:`default_prompts`)."""
     from dataclasses import replace
 
-    from sdlib.cameras import SHAPEZOO_CAMERAS
-    from sdlib.shapezoo import sample_views
+    from sdlib.cameras import SCENE_CAMERAS, SHAPEZOO_CAMERAS
+    from sdlib.shapezoo import OBJECTS, SCENES, sample_views
 
-    n_over = int(round(batch_size * OVERHEAD_FRACTION))
+    n_scene = int(round(batch_size * SCENE_FRACTION))
+    n_over = int(round((batch_size - n_scene) * OVERHEAD_FRACTION))
     configs = [
-        (batch_size - n_over, SHAPEZOO_CAMERAS),
-        (n_over, replace(SHAPEZOO_CAMERAS, elevation=(60.5, 85.0))),
+        (batch_size - n_scene - n_over, SHAPEZOO_CAMERAS, OBJECTS, 0),
+        (n_over, replace(SHAPEZOO_CAMERAS, elevation=(60.5, 85.0)), OBJECTS, 0),
+        (n_scene, SCENE_CAMERAS, SCENES, len(OBJECTS)),
     ]
     batches = [
-        sample_views(
-            b, camera_config=c, height=size, width=size, generator=generator, device=device
-        )
-        for b, c in configs
+        (sample_views(b, objects=objs, camera_config=c, height=size, width=size,
+                      generator=generator, device=device), offset)
+        for b, c, objs, offset in configs
         if b > 0
     ]
     return ViewData(
         *(
-            torch.cat([getattr(b, k) for b in batches])
-            for k in ("images", "depth", "mask", "object_index", "view_index")
+            torch.cat([getattr(b, k) for b, _ in batches])
+            for k in ("images", "depth", "mask")
         ),
-        captions=[c for b in batches for c in b.captions],
+        object_index=torch.cat([b.object_index + offset for b, offset in batches]),
+        view_index=torch.cat([b.view_index for b, _ in batches]),
+        captions=[c for b, _ in batches for c in b.captions],
     )
 
 
 def default_prompts() -> list[str]:
-    from sdlib.shapezoo import PROMPTS
+    """The class names of the priors: ShapeZoo's object prompts, then its scene prompts."""
+    from sdlib.shapezoo import PROMPTS, SCENE_PROMPTS
 
-    return list(PROMPTS)
+    return list(PROMPTS) + list(SCENE_PROMPTS)
 
 
 def render_views(
@@ -132,7 +147,8 @@ def render_views(
     views_fn: Callable[..., Any] | None = None,
     progress: bool = True,
 ) -> ViewData:
-    """Renders ``n`` random ShapeZoo views (``views_fn(batch, generator, device, size)``)."""
+    """Renders ``n`` random ShapeZoo views (``views_fn(batch, generator, device, size)``, default
+    :func:`default_views_fn`: objects and scenes)."""
     from tqdm.auto import tqdm
 
     views_fn = views_fn or default_views_fn
@@ -174,7 +190,9 @@ def load_or_render(
     """Loads ``cache`` if it holds >= ``n`` views of this size and seed, else renders and saves."""
     if cache and Path(cache).is_file():
         blob = torch.load(cache, map_location="cpu", weights_only=False)
-        if blob["seed"] == seed and blob["size"] == size and blob["n"] >= n:
+        version = DATA_VERSION if views_fn is None else None
+        if (blob["seed"] == seed and blob["size"] == size and blob["n"] >= n
+                and blob.get("version") == version):
             d = blob["data"]
             return ViewData(
                 d["images"][:n].float(),
@@ -190,7 +208,8 @@ def load_or_render(
         cpu = dataclasses.asdict(data.to("cpu"))
         cpu["images"], cpu["depth"] = cpu["images"].half(), cpu["depth"].half()
         cpu["mask"] = cpu["mask"].to(torch.uint8)
-        torch.save({"seed": seed, "size": size, "n": n, "data": cpu}, cache)
+        version = DATA_VERSION if views_fn is None else None
+        torch.save({"seed": seed, "size": size, "n": n, "version": version, "data": cpu}, cache)
     return data
 
 

@@ -1,4 +1,4 @@
-"""The ShapeZoo classifier: names the object in a 64×64 image (our analogue of CLIP R-precision).
+"""The ShapeZoo classifier: names the object or scene in a 64×64 image (our CLIP R-precision).
 
 A small plain-torch CNN (four stride-2 stages of conv-GroupNorm-SiLU, global average pool,
 linear), saved as ``model.safetensors`` + ``config.json`` (class names included), loaded by
@@ -26,7 +26,8 @@ class ClassifierConfig:
     """Architecture of the classifier."""
 
     class_names: tuple[str, ...] = ()
-    """The object prompts, in class-index order (ShapeZoo's ``PROMPTS``)."""
+    """The prompts, in class-index order (the shipped model: ShapeZoo's ``PROMPTS``, then, once
+    retrained on scenes, its ``SCENE_PROMPTS``; :func:`sdlib.priors._train.default_prompts`)."""
     widths: tuple[int, ...] = (32, 64, 96, 128)
     """Channels of the stride-2 stages."""
     image_size: int = 64

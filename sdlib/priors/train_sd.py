@@ -1,6 +1,7 @@
 """Trains ShapeZoo-SD from scratch: ``python -m sdlib.priors.train_sd [--field value ...]``.
 
-Two stages on ShapeZoo renders (64², camera preset ``SHAPEZOO_CAMERAS``, view-suffixed captions):
+Two stages on ShapeZoo renders (64², objects from ``SHAPEZOO_CAMERAS`` with view-suffixed captions,
+scenes from ``SCENE_CAMERAS``):
 
 1. **KL autoencoder** (``AutoencoderKL``, downscale 4 → 16×16×4 latents): L1 + MSE reconstruction
    + ``kl_weight`` · KL; then ``scaling_factor = 1 / std(latents)`` as SD does.
@@ -8,6 +9,11 @@ Two stages on ShapeZoo renders (64², camera preset ``SHAPEZOO_CAMERAS``, view-s
    ``t ~ U{0..999}``, SD's scaled-linear schedule (DESIGN.md §7), captions dropped to ``""`` 10% of
    the time (classifier-free guidance); EMA of the UNet and text encoder weights is what is saved.
 
+Data: the shared ShapeZoo renders of :func:`sdlib.priors._train.default_views_fn`, objects and
+(a quarter of the views) scenes seen from inside, captioned with their prompt alone.
+
+After stage 1 the autoencoder and scheduler are written to ``<out_dir>/sd_vae`` (with a ``READY``
+file), so the classifier and DPT commands can train at the same time as stage 2.
 Writes a ``StableDiffusionPipeline`` folder to ``<out_dir>/sd`` (fp32) and, with ``--export true``,
 fp16 safetensors to ``sdlib/assets/shapezoo/sd`` (the ``"shapezoo"`` short name), a loss log
 (``log.csv``, ``log.json``) and checkpoints (``ckpt.pt``; rerun the command to resume).
@@ -122,28 +128,35 @@ def _ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> N
     )
 
 
-_BUDGET_T: dict[int, float] = {}
+_BUDGET_T: dict[int, tuple[int, float]] = {}
 
 
 def budget_steps(total: int, step: int, start_step: int, t_start: float, budget_s: float) -> int:
     """Shrinks ``total`` so that the loop (started at ``t_start``) fits ``budget_s`` seconds.
 
-    The speed is measured between steps ``start + 20`` and ``start + 60`` (after warm-up: the
-    first steps include CUDA / cuDNN start-up and would overstate the cost).
+    The speed is measured from step ``start + 20`` (after warm-up: the first steps include CUDA /
+    cuDNN start-up and would overstate the cost) and re-measured every 100 steps over the last
+    window, so a loop that slows down (another training command sharing the GPU) still ends
+    within its budget; ``total`` only ever shrinks.
     """
     if budget_s <= 0:
         return total
-    if step == start_step + 20:
-        _BUDGET_T[0] = time.time()
-    if step != start_step + 60 or 0 not in _BUDGET_T:
+    since = step - start_step
+    if since == 20:
+        _BUDGET_T[0] = (step, time.time())
+    if since < 60 or (since - 60) % 100 or 0 not in _BUDGET_T:
         return total
-    per_step = (time.time() - _BUDGET_T.pop(0)) / 40
-    left = budget_s - (time.time() - t_start)
+    ref_step, ref_t = _BUDGET_T[0]
+    now = time.time()
+    per_step = (now - ref_t) / max(1, step - ref_step)
+    _BUDGET_T[0] = (step, now)
+    left = budget_s - (now - t_start)
     fit = step + int(max(0.0, left) / per_step)
-    print(
-        f"time budget {budget_s:.0f}s at {per_step * 1e3:.1f} ms/step: "
-        f"{total} -> {min(total, fit)} steps"
-    )
+    if since == 60 or fit < total:
+        print(
+            f"time budget {budget_s:.0f}s at {per_step * 1e3:.1f} ms/step: "
+            f"{total} -> {max(step + 1, min(total, fit))} steps"
+        )
     return max(step + 1, min(total, fit))
 
 
@@ -269,6 +282,12 @@ def train_sd(cfg: TrainSDConfig, views_fn=None, prompts: list[str] | None = None
     t_vae = time.time() - t0
     vae.eval().requires_grad_(False)
     sf = float(vae.config.scaling_factor)
+    # the autoencoder is final from here on: the classifier and DPT commands may start from it
+    # (``--sd_model <out_dir>/sd_vae``) while the UNet trains (scripts/train_priors.sh)
+    stage1 = out / "sd_vae"
+    vae.save_pretrained(stage1 / "vae")
+    sched.save_pretrained(stage1 / "scheduler")
+    (stage1 / "READY").write_text(f"scaling_factor {sf}\n")
 
     # ---------------------------------------------------------------- latents, tokens
     with torch.no_grad(), autocast(dev, cfg.bf16):

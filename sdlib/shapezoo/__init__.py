@@ -3,6 +3,8 @@
 A small world where the right 3D answer for every prompt is known (DESIGN.md §3):
 
 * :mod:`~sdlib.shapezoo.objects`: ``OBJECTS`` (one canonical object per prompt), ``get_object``;
+* :mod:`~sdlib.shapezoo.scenes`: ``SCENES`` (captioned rooms and yards seen from inside),
+  ``get_scene``;
 * :mod:`~sdlib.shapezoo.primitives`: the parts and their exact ray intersections;
 * :mod:`~sdlib.shapezoo.render`: ``render`` / ``render_objects`` (RGB, depth, normals, mask);
 * :mod:`~sdlib.shapezoo.dataset`: ``sample_views`` (captioned views on the fly), ``write_dataset``;
@@ -45,6 +47,16 @@ from sdlib.shapezoo.render import (
     render,
     render_objects,
 )
+from sdlib.shapezoo.scenes import (
+    SCENE_BOUND,
+    SCENE_NAMES,
+    SCENE_PROMPTS,
+    SCENES,
+    Scene,
+    get_scene,
+    is_scene_prompt,
+    scene_index,
+)
 
 __all__ = [
     "AMBIENT",
@@ -56,6 +68,11 @@ __all__ = [
     "PROMPTS",
     "Part",
     "RenderResult",
+    "SCENES",
+    "SCENE_BOUND",
+    "SCENE_NAMES",
+    "SCENE_PROMPTS",
+    "Scene",
     "ShapeObject",
     "UnknownPromptError",
     "ViewBatch",
@@ -65,6 +82,8 @@ __all__ = [
     "srgb_to_lab",
     "evaluate",
     "get_object",
+    "get_scene",
+    "is_scene_prompt",
     "mask_iou",
     "mesh_chamfer",
     "object_index",
@@ -75,6 +94,7 @@ __all__ = [
     "sample_mesh_surface",
     "sample_object_surface",
     "sample_views",
+    "scene_index",
     "scaled",
     "translated",
     "write_dataset",

@@ -2,7 +2,9 @@
 
 Each view is an object seen by a camera drawn from a :class:`~sdlib.cameras.CameraConfig`
 (default :data:`~sdlib.cameras.SHAPEZOO_CAMERAS`), captioned ``"<prompt>, <view suffix>"``
-(:func:`~sdlib.cameras.view_prompt`), with its exact depth, normals and mask. Tensors are
+(:func:`~sdlib.cameras.view_prompt`), with its exact depth, normals and mask. Scenes
+(:data:`~sdlib.shapezoo.scenes.SCENES`, seen from inside by ``SCENE_CAMERAS``, whose config has
+``inside=True``) are captioned with their prompt alone: a scene has no front. Tensors are
 **channels-first** here (``[B, C, H, W]``, what a training loop wants); :func:`render` results
 are channels-last.
 
@@ -34,7 +36,7 @@ from sdlib.cameras import (
 from sdlib.shapezoo.objects import OBJECTS, ShapeObject, get_object
 from sdlib.shapezoo.render import render_objects
 
-__all__ = ["ViewBatch", "sample_views", "write_dataset"]
+__all__ = ["ViewBatch", "caption", "sample_views", "write_dataset"]
 
 
 @dataclass(frozen=True)
@@ -54,9 +56,14 @@ class ViewBatch:
     view_index: Tensor
     """``[B]`` long: index of each view's suffix in :data:`~sdlib.cameras.VIEW_SUFFIXES`."""
     captions: list[str]
-    """``"<prompt>, <view suffix>"`` per view."""
+    """``"<prompt>, <view suffix>"`` per view (the prompt alone for inside-out cameras)."""
     cameras: Cameras
     """The ``B`` cameras."""
+
+
+def caption(prompt: str, suffix: str, camera_config: CameraConfig) -> str:
+    """A view's caption: ``"<prompt>, <suffix>"``, or the prompt alone for inside-out cameras."""
+    return prompt if camera_config.inside else view_prompt(prompt, suffix)
 
 
 def _resolve(objects: Sequence[ShapeObject | str] | None) -> tuple[ShapeObject, ...]:
@@ -102,7 +109,7 @@ def sample_views(
     index = index.to(cameras.device)
     out = render_objects(objs, index, cameras, height, width, background)
     view_index = cameras.view_indices().to(cameras.device)
-    captions = [view_prompt(objs[i].prompt, VIEW_SUFFIXES[v])
+    captions = [caption(objs[i].prompt, VIEW_SUFFIXES[v], camera_config)
                 for i, v in zip(index.tolist(), view_index.tolist())]
     return ViewBatch(
         images=out.rgb.permute(0, 3, 1, 2),
@@ -160,7 +167,8 @@ def write_dataset(
             rgb = (out.rgb[k].clamp(0, 1) * 255).round().to(torch.uint8).numpy()
             Image.fromarray(rgb).save(folder / name)
             rows.append({"file": name, "name": obj.name, "prompt": obj.prompt,
-                         "caption": view_prompt(obj.prompt, suffixes[k]), "view": suffixes[k],
+                         "caption": caption(obj.prompt, suffixes[k], camera_config),
+                         "view": suffixes[k],
                          "elevation": float(cams.elevation[k]), "azimuth": float(cams.azimuth[k]),
                          "distance": float(cams.distance[k]), "fovy": float(cams.fovy[k])})
         arrays["depth"].append(out.depth.numpy())

@@ -44,6 +44,7 @@ from torch import Tensor
 from sdlib.cameras import Cameras, focal_length, get_rays
 from sdlib.shapezoo.objects import ShapeObject, get_object
 from sdlib.shapezoo.primitives import KINDS, Part, intersect, local_normal
+from sdlib.shapezoo.scenes import get_scene, is_scene_prompt
 
 __all__ = [
     "RenderResult",
@@ -392,10 +393,11 @@ def render(
     width: int = 64,
     background: Sequence[float] = (1.0, 1.0, 1.0),
 ) -> RenderResult:
-    """Renders one object (a :class:`ShapeObject`, a prompt or a name) from every camera.
+    """Renders one object or scene (a :class:`ShapeObject`, a prompt or a name) from every camera.
 
     Args:
-        obj: the object, or its prompt or name (see :func:`~sdlib.shapezoo.get_object`).
+        obj: the object or scene, or its prompt or name (see :func:`~sdlib.shapezoo.get_object`
+            and :func:`~sdlib.shapezoo.get_scene`).
         cameras: ``B`` cameras; rendering happens on their device.
         height, width: image size.
         background: RGB background colour in [0, 1] (default white).
@@ -404,6 +406,8 @@ def render(
         :class:`RenderResult`, channels-last: ``rgb [B,H,W,3]``, ``depth [B,H,W]``,
         ``normals [B,H,W,3]``, ``mask [B,H,W]``.
     """
+    if isinstance(obj, str) and is_scene_prompt(obj):
+        obj = get_scene(obj)
     obj = get_object(obj)
     index = torch.zeros(len(cameras), dtype=torch.long, device=cameras.device)
     return render_objects([obj], index, cameras, height, width, background)

@@ -1,0 +1,209 @@
+"""Scene sweep (issue 13, acceptance 3): each method on every ShapeZoo scene, several seeds.
+
+    python scripts/scene_sweep.py --out $OUT --methods sds ssd --seeds 0 1 --steps 2000 \
+        --gpus 8 --jobs_per_gpu 3 --time_limit_s 540
+
+Every run is ``scene_config(scene prompt, method, seed=...)`` (``sdlib.scene_preset``) trained
+for ``--steps`` steps and scored by ``Trainer.evaluate`` at the 8 inside-out evaluation views
+(depth Pearson, PSNR, CIE76 colour error, classifier accuracy; ``sdlib.shapezoo.scene_metrics``).
+Runs are spread over ``--gpus`` GPUs, ``--jobs_per_gpu`` processes each (the ShapeZoo models are
+small: several runs share a GPU well). A run still going at ``--time_limit_s`` is scored where it
+is (``steps_done`` says so), so the command ends in time.
+
+Writes to ``--out`` (at most 6 files): ``scene_table.json`` (every run, and the per-scene,
+per-method means over seeds), ``scene_table.md``, ``panoramas.png`` (seed 0: for each scene
+the truth and each method, 12 views from inside), ``runs.tar`` (per-run eval logs) and
+``sweep.log``. SDS acceptance (issue 13): at least 4 of the 6 scenes reach classifier accuracy
+>= 0.75 and depth Pearson >= 0.5.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+
+def _tasks(args) -> list[dict]:
+    from sdlib.shapezoo import SCENES
+
+    names = [s.name for s in SCENES] if args.scenes == ["all"] else args.scenes
+    return [{"scene": n, "method": m, "seed": s} for n in names for m in args.methods
+            for s in args.seeds]
+
+
+def _worker(args) -> None:
+    import numpy as np
+    import torch
+
+    from sdlib.scene_preset import scene_config
+    from sdlib.shapezoo import get_scene
+    from sdlib.shapezoo.scene_metrics import scene_eval_cameras
+    from sdlib.train import Trainer
+
+    tasks = _tasks(args)[args.worker::args.n_workers]
+    out = Path(args.work)
+    out.mkdir(parents=True, exist_ok=True)
+    deadline = args.t0 + args.time_limit_s
+    for task in tasks:
+        scene = get_scene(task["scene"])
+        cfg = scene_config(scene.prompt, task["method"], baseline=args.baseline, steps=args.steps,
+                           seed=task["seed"], device=args.device, eval_every=args.eval_every,
+                           checkpoint_every=0, turntable_frames=0, prior=args.prior,
+                           depth=args.depth)
+        if args.smoke:  # a CPU check of the plumbing: tiny field, dense sampler, 16² renders
+            from dataclasses import replace
+
+            from sdlib.nerf.hashgrid import HashGridConfig
+            from sdlib.nerf.render import RenderConfig
+
+            cfg = replace(cfg, render_size=16, batch_size=1, eval_size=16,
+                          nerf=replace(cfg.nerf, grid=HashGridConfig(n_levels=2,
+                                                                     log2_table_size=10)),
+                          render=RenderConfig(sampler="dense", n_samples=12,
+                                              compute_normals=False))
+        tag = f"{task['scene']}_{task['method']}_s{task['seed']}"
+        trainer = Trainer(cfg, out_dir=out / tag)
+        t0 = time.time()
+        while trainer.step_count < cfg.steps and time.time() < deadline:
+            trainer.step()
+            if args.eval_every and trainer.step_count % args.eval_every == 0:
+                trainer.evaluate()
+        scores = trainer.evaluate()
+        record = {**task, **scores, "steps_done": trainer.step_count,
+                  "seconds": round(time.time() - t0, 1)}
+        with open(out / f"results_{args.worker}.jsonl", "a") as fh:
+            fh.write(json.dumps(record) + "\n")
+        if task["seed"] == args.seeds[0]:
+            pano = trainer.render_eval(scene_eval_cameras(12, device=args.device), 64)
+            np.save(out / f"pano_{tag}.npy",
+                    (pano.rgb.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy())
+        print(json.dumps(record), flush=True)
+        del trainer
+        torch.cuda.empty_cache()
+        if time.time() >= deadline:
+            break
+
+
+def _mean(values: list[float]) -> float:
+    vals = [v for v in values if isinstance(v, (int, float)) and not math.isnan(v)]
+    return sum(vals) / len(vals) if vals else math.nan
+
+
+def _aggregate(args) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from sdlib.shapezoo import get_scene, render
+    from sdlib.shapezoo.scene_metrics import scene_eval_cameras
+
+    out = Path(args.out)
+    work = Path(args.work)
+    runs = [json.loads(line) for f in sorted(work.glob("results_*.jsonl"))
+            for line in f.read_text().splitlines() if line.strip()]
+    keys = ("depth_pearson", "psnr", "color_error", "classifier_accuracy")
+    table: dict = {}
+    for r in runs:
+        table.setdefault(r["scene"], {}).setdefault(r["method"], []).append(r)
+    means = {s: {m: {k: _mean([r.get(k, math.nan) for r in rs]) for k in keys}
+                 | {"seeds": len(rs), "steps_done": min(r["steps_done"] for r in rs)}
+                 for m, rs in ms.items()} for s, ms in table.items()}
+    sds_ok = [s for s, ms in means.items() if "sds" in ms
+              and ms["sds"]["classifier_accuracy"] >= 0.75 and ms["sds"]["depth_pearson"] >= 0.5]
+    summary = {"runs": runs, "means": means, "sds_scenes_passing": sds_ok,
+               "sds_acceptance": len(sds_ok) >= 4, "args": {k: v for k, v in vars(args).items()
+                                                            if k not in ("worker", "n_workers")}}
+    (out / "scene_table.json").write_text(json.dumps(summary, indent=1) + "\n")
+    lines = ["| scene | method | depth Pearson | PSNR | ΔE | classifier acc. | seeds | steps |",
+             "|---|---|---|---|---|---|---|---|"]
+    for s, ms in means.items():
+        for m, v in ms.items():
+            lines.append(f"| {s} | {m.upper()} | {v['depth_pearson']:.3f} | {v['psnr']:.2f} | "
+                         f"{v['color_error']:.1f} | {v['classifier_accuracy']:.2f} | "
+                         f"{v['seeds']} | {v['steps_done']} |")
+    lines.append(f"\nSDS: {len(sds_ok)} scenes with accuracy >= 0.75 and depth Pearson >= 0.5 "
+                 f"({', '.join(sds_ok) or 'none'}); acceptance needs 4.")
+    (out / "scene_table.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    # panoramas: per scene the truth and each method (seed 0)
+    scenes = list(table)
+    methods = [m for m in args.methods]
+    rows = []
+    cams = scene_eval_cameras(12)
+    for s in scenes:
+        truth = render(get_scene(s), cams, 64, 64).rgb
+        rows.append((f"{s}: truth", (truth.clamp(0, 1) * 255).round().byte().numpy()))
+        for m in methods:
+            f = work / f"pano_{s}_{m}_s{args.seeds[0]}.npy"
+            if f.exists():
+                rows.append((f"{s}: {m.upper()}", np.load(f)))
+    if rows:
+        fig, axes = plt.subplots(len(rows), 1, figsize=(14, 1.35 * len(rows)), squeeze=False)
+        for ax, (title, imgs) in zip(axes[:, 0], rows):
+            ax.imshow(np.concatenate(list(imgs), axis=1))
+            ax.set_title(title, fontsize=7, loc="left")
+            ax.axis("off")
+        fig.tight_layout()
+        fig.savefig(out / "panoramas.png", dpi=80)
+    with tarfile.open(out / "runs.tar", "w") as tar:
+        for f in sorted(work.glob("*/eval.jsonl")) + sorted(work.glob("*/metrics.jsonl")):
+            tar.add(f, arcname=str(f.relative_to(work)))
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default=os.environ.get("OUT", "outputs/scene_sweep"))
+    ap.add_argument("--work", default="/tmp/scene_sweep_work", help="per-run logs (not in --out)")
+    ap.add_argument("--methods", nargs="+", default=["sds", "vsd", "ssd"])
+    ap.add_argument("--scenes", nargs="+", default=["all"])
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
+    ap.add_argument("--steps", type=int, default=2000)
+    ap.add_argument("--baseline", default="depth", help="SSD's baseline: depth or normal")
+    ap.add_argument("--eval_every", type=int, default=500)
+    ap.add_argument("--prior", default="shapezoo")
+    ap.add_argument("--depth", default="shapezoo")
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--smoke", action="store_true", help="CPU plumbing check: tiny sizes")
+    ap.add_argument("--gpus", type=int, default=1)
+    ap.add_argument("--jobs_per_gpu", type=int, default=3)
+    ap.add_argument("--time_limit_s", type=float, default=540.0)
+    ap.add_argument("--worker", type=int, default=-1, help=argparse.SUPPRESS)
+    ap.add_argument("--n_workers", type=int, default=1, help=argparse.SUPPRESS)
+    ap.add_argument("--t0", type=float, default=0.0, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.worker >= 0:
+        _worker(args)
+        return
+    args.t0 = time.time()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if Path(args.work).exists():  # a fresh sweep: results of an earlier one would be mixed in
+        import shutil
+
+        shutil.rmtree(args.work)
+    n = args.gpus * args.jobs_per_gpu
+    procs = []
+    log = open(out / "sweep.log", "w")
+    base = [a for a in (argv if argv is not None else sys.argv[1:])]
+    for w in range(n):
+        env = {**os.environ, "CUDA_VISIBLE_DEVICES": str(w % args.gpus)}
+        cmd = [sys.executable, __file__, *base, "--worker", str(w), "--n_workers", str(n),
+               "--t0", str(args.t0)]
+        procs.append(subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT))
+    codes = [p.wait() for p in procs]
+    log.close()
+    print(f"workers done in {time.time() - args.t0:.0f} s, exit codes {codes}")
+    _aggregate(args)
+
+
+if __name__ == "__main__":
+    main()
