@@ -29,7 +29,7 @@
 seed: int = 0  # random seed for everything
 device: str = "cpu"  # torch device
 smoke: bool = False  # tiny sizes for CI (under 60 s)
-out_dir: str = "../figures"  # where figures and sidecars are written
+out_dir: str = ""  # figures + sidecars; empty: a scratch folder (outputs/figures), never figures/
 n_samples: int = 200000  # Monte-Carlo samples per zero-mean check
 dim: int = 3  # dimension of x for the zero-mean checks
 sigma: float = 0.7  # noise level sigma_t
@@ -55,13 +55,14 @@ from sdlib.control_variates import (
     stein_control_variate,
     stein_control_variate_printed,
 )
-from sdlib.figures import savefig
+from sdlib.figures import resolve_out_dir, savefig
 from sdlib.toy.mixture import ring_mixture, vp_alpha_sigma
 from sdlib.variance import variance_report
 
 parameters = dict(seed=seed, device=device, smoke=smoke, out_dir=out_dir, n_samples=n_samples,
                   dim=dim, sigma=sigma, alpha=alpha, t=t, n_learn_steps=n_learn_steps,
                   learn_batch=learn_batch, lr=lr, n_scan=n_scan)
+out_dir = str(resolve_out_dir(out_dir))  # "" -> outputs/figures; `make figures` writes figures/
 if smoke:
     n_samples, n_learn_steps, n_scan = 20000, 100, 5
 torch.manual_seed(seed)

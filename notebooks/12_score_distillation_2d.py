@@ -34,7 +34,7 @@
 seed: int = 0  # random seed for everything
 device: str = "cpu"  # torch device (the toy runs on CPU)
 smoke: bool = False  # tiny sizes for CI (under 60 s)
-out_dir: str = "../figures"  # where figures and sidecars are written
+out_dir: str = ""  # figures + sidecars; empty: a scratch folder (outputs/figures), never figures/
 n_particles: int = 32  # K, points rendered per view
 n_modes: int = 8  # modes of the ring prior
 camera_spread: float = 0.3  # camera angles uniform in [-spread, spread] radians
@@ -55,7 +55,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from sdlib.control_variates import stein_control_variate
-from sdlib.figures import savefig
+from sdlib.figures import resolve_out_dir, savefig
 from sdlib.toy.distill import (
     LinearBaseline,
     ToyDistillConfig,
@@ -77,6 +77,7 @@ parameters = dict(
     n_t=n_t, fit_steps=fit_steps, steps=steps, batch=batch, lr=lr, probe_every=probe_every,
     n_probe=n_probe,
 )
+out_dir = str(resolve_out_dir(out_dir))  # "" -> outputs/figures; `make figures` writes figures/
 if smoke:
     n_particles, n_samples, n_samples_t, n_t = 8, 128, 32, 3
     fit_steps, steps, probe_every, n_probe = 20, 20, 10, 32

@@ -12,7 +12,7 @@
 # # 20 — ShapeZoo: a world where the right 3D answer is known
 #
 # No model hub is reachable from our machines, so sdlib trains its own small priors on
-# **ShapeZoo** (DESIGN.md §3): captioned procedural objects (one canonical object per prompt),
+# **ShapeZoo** ([docs/maths.md](../docs/maths.md) §3): captioned procedural objects (one canonical object per prompt),
 # rendered exactly by analytic ray–primitive intersection. Because the true object of every
 # prompt is known, a text-to-3D result becomes numbers: mask IoU, depth correlation, PSNR and
 # Chamfer distance against the truth.
@@ -33,7 +33,7 @@
 seed: int = 0  # random seed of the camera samples and surface samples
 device: str = "cpu"  # where to render: "cpu" or "cuda"
 smoke: bool = False  # tiny run for CI: fewer views, smaller images, fewer offsets
-out_dir: str = "../figures"  # where figures (PNG + JSON sidecar) are written
+out_dir: str = ""  # figures + sidecars; empty: a scratch folder (outputs/figures), never figures/
 resolution: int = 96  # gallery image size in pixels (square)
 n_camera_samples: int = 2000  # cameras drawn per preset for the distribution plot
 n_offsets: int = 7  # points per metrics curve (odd, so that scale factor 1 is included)
@@ -54,7 +54,7 @@ from sdlib.cameras import (
     sample_cameras,
     view_suffix,
 )
-from sdlib.figures import savefig
+from sdlib.figures import resolve_out_dir, savefig
 from sdlib.shapezoo import (
     OBJECTS,
     chamfer_distance,
@@ -68,6 +68,7 @@ from sdlib.shapezoo import (
 
 parameters = dict(seed=seed, device=device, smoke=smoke, out_dir=out_dir, resolution=resolution,
                   n_camera_samples=n_camera_samples, n_offsets=n_offsets)  # as given, for sidecars
+out_dir = str(resolve_out_dir(out_dir))  # "" -> outputs/figures; `make figures` writes figures/
 if smoke:
     resolution = 48
     n_camera_samples = 300

@@ -31,7 +31,7 @@
 seed: int = 0  # random seed (field initialisation, cameras, ray draws)
 device: str = "cuda"  # torch device; "cpu" uses the dense sampler and the torch hash grid
 smoke: bool = False  # tiny sizes for CI on CPU (about a minute)
-out_dir: str = "../figures"  # where figures, sidecars, the mesh and the turntable are written
+out_dir: str = ""  # figures + sidecars; empty: a scratch folder (outputs/figures), never figures/
 prompt: str = "a snowman with a carrot nose and a black hat"  # the ShapeZoo object to reconstruct
 steps: int = 2000  # optimisation steps
 n_views: int = 100  # training views (random SHAPEZOO_CAMERAS)
@@ -51,7 +51,7 @@ import numpy as np
 import torch
 
 from sdlib.cameras import SHAPEZOO_CAMERAS, eval_cameras, get_rays, sample_cameras
-from sdlib.figures import savefig
+from sdlib.figures import resolve_out_dir, savefig
 from sdlib.nerf import (
     FieldConfig,
     FitConfig,
@@ -75,9 +75,10 @@ parameters = dict(seed=seed, device=device, smoke=smoke, out_dir=out_dir, prompt
                   rays_per_step=rays_per_step, n_test_views=n_test_views,
                   mesh_resolution=mesh_resolution, mesh_threshold=mesh_threshold,
                   turntable_frames=turntable_frames)
+out_dir = str(resolve_out_dir(out_dir))  # "" -> outputs/figures; `make figures` writes figures/
 if device.startswith("cuda") and not torch.cuda.is_available():
     raise RuntimeError(f"device={device!r} but CUDA is not available: pass device='cpu'")
-grid = HashGridConfig()  # DESIGN.md §5: 16 levels x 2 features, 2^19 entries, N_min 16, b 1.447
+grid = HashGridConfig()  # docs/maths.md §5: 16 levels x 2 features, 2^19 entries, N_min 16, b 1.447
 hidden_dim, n_samples, eval_every = 64, 64, 100
 if smoke:
     steps, n_views, resolution, rays_per_step = 400, 30, 32, 512

@@ -12,7 +12,7 @@
 # # 22 — The priors: ShapeZoo-SD, ShapeZoo-DPT and the ShapeZoo classifier
 #
 # Score distillation needs a text-to-image diffusion prior; SteinDreamer also needs a monocular
-# depth estimator (DESIGN.md §2). On a user's machine those are Stable Diffusion 2.1 and MiDaS; on
+# depth estimator ([docs/maths.md](../docs/maths.md) §2). On a user's machine those are Stable Diffusion 2.1 and MiDaS; on
 # ours nothing can be downloaded, so sdlib ships small models **of the very same formats**, trained
 # on ShapeZoo renders (camera preset `SHAPEZOO_CAMERAS`: distance 1.75, fovy 55°, view-suffixed
 # captions), and loads them with the same code:
@@ -47,7 +47,7 @@
 seed: int = 0  # random seed of sampling and rendering
 device: str = "cuda"  # "cuda" or "cpu" (falls back to cpu when CUDA is missing)
 smoke: bool = False  # CI: fewer prompts and steps
-out_dir: str = "../figures"  # where figures and their JSON sidecars go
+out_dir: str = ""  # figures + sidecars; empty: a scratch folder (outputs/figures), never figures/
 n_steps: int = 50  # DDIM steps per sample
 guidance_scale: float = 7.5  # classifier-free guidance s (diffusers' convention)
 per_view: int = 2  # samples per prompt per view suffix
@@ -63,7 +63,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from sdlib.cameras import VIEW_SUFFIXES, view_prompt
-from sdlib.figures import savefig
+from sdlib.figures import resolve_out_dir, savefig
 from sdlib.priors import DepthPrior, DiffusionPrior, load_classifier
 from sdlib.priors._train import render_views
 from sdlib.priors.train_depth import noised_images, pearson_in_mask
@@ -80,6 +80,7 @@ if smoke:
     noise_levels = [0.0, 0.3, 0.7]
 parameters = dict(seed=seed, device=device, smoke=smoke, n_steps=n_steps,
                   guidance_scale=guidance_scale, per_view=per_view, n_depth=n_depth)
+out_dir = str(resolve_out_dir(out_dir))  # "" -> outputs/figures; `make figures` writes figures/
 torch.manual_seed(seed)
 t_start = time.time()
 

@@ -47,7 +47,7 @@
 seed: int = 0  # seed of every random draw
 device: str = "cuda"  # torch device; CI passes cpu
 smoke: bool = False  # tiny sizes for a CPU check, under 90 s
-out_dir: str = "../figures"  # where figures and sidecars are written
+out_dir: str = ""  # figures + sidecars; empty: a scratch folder (outputs/figures), never figures/
 prompt: str = "a red mushroom with white spots"  # a ShapeZoo prompt
 steps: int = 400  # Adam steps on each method's latent
 lr: float = 0.1  # Adam learning rate on the latent
@@ -78,7 +78,7 @@ from sdlib.distill.common import TimestepConfig, add_noise, alpha_sigma, sample_
 from sdlib.distill.sds import sds_gradient
 from sdlib.distill.ssd import SSD, SSDConfig, depth_baseline
 from sdlib.distill.vsd import VSD, VSDConfig, vsd_gradient
-from sdlib.figures import savefig
+from sdlib.figures import resolve_out_dir, savefig
 from sdlib.priors import DepthPrior, DiffusionPrior
 from sdlib.shapezoo import render as render_truth
 from sdlib.variance import compare_means, variance_report
@@ -92,6 +92,7 @@ parameters = dict(
     variance_every=variance_every, n_variance=n_variance, n_snapshots=n_snapshots, prior=prior,
     depth=depth,
 )
+out_dir = str(resolve_out_dir(out_dir))  # "" -> outputs/figures; `make figures` writes figures/
 if smoke:  # CPU-sized: a few steps, few variance samples
     steps, variance_every, n_variance, n_snapshots = 6, 3, 4, 3
 timesteps = TimestepConfig(t_min=t_min, t_max=t_max)

@@ -22,7 +22,7 @@
 # | `vsd` | $\omega(t)\,(\hat\varepsilon - \hat\varepsilon_\phi(x_t; y, c, t))$, LoRA + camera | ProlificDreamer, arXiv 2305.16213 | `sdlib.distill.vsd` |
 # | `ssd` | $\omega(t)\,(\hat\varepsilon - \mu \odot h)$, $h = \varepsilon\,\phi(x_t) - \sigma_t \nabla_{x_t}\phi(x_t)$ | SteinDreamer, arXiv 2401.00604 | `sdlib.distill.ssd` |
 #
-# SSD's Stein control variate has the sign of DESIGN.md §2 (zero-mean; the project page's
+# SSD's Stein control variate has the sign of [docs/maths.md](../docs/maths.md) §2 (zero-mean; the project page's
 # $\varepsilon\phi + \nabla\phi$ is biased, notebook 11); its default baseline is SteinDreamer's
 # $\phi = 1 - \mathrm{Pearson}(D(\mathrm{decode}(x_t)), 1/\mathrm{depth_{render}})$ through the
 # shipped ShapeZoo-DPT, and $\mu$ (per channel) is learned to minimise the estimator's second
@@ -50,7 +50,7 @@
 seed: int = 0  # seed of every random draw
 device: str = "cuda"  # torch device; the full run wants a GPU, CI passes cpu
 smoke: bool = False  # tiny sizes for a CPU check, under 90 s
-out_dir: str = "../figures"  # where figures and sidecars are written
+out_dir: str = ""  # figures + sidecars; empty: a scratch folder (outputs/figures), never figures/
 method: str = "ssd"  # score distillation method: sds, vsd or ssd
 run_dir: str = ""  # run folder for metrics, checkpoint, turntable, mesh; empty means out_dir/runs
 prompt: str = "a red mushroom with white spots"  # a ShapeZoo prompt, so metrics exist
@@ -78,7 +78,7 @@ from IPython.display import display
 from sdlib.cameras import eval_cameras
 from sdlib.control_variates import CoefficientConfig
 from sdlib.distill.ssd import SSDConfig
-from sdlib.figures import savefig
+from sdlib.figures import resolve_out_dir, savefig
 from sdlib.nerf.hashgrid import HashGridConfig
 from sdlib.nerf.render import RenderConfig
 from sdlib.shapezoo import render as render_truth
@@ -103,6 +103,7 @@ parameters = dict(
     baseline=baseline, mu_reduce=mu_reduce, prior=prior, depth=depth, eval_every=eval_every,
     snapshot_every=snapshot_every, n_views=n_views, resume=resume,
 )
+out_dir = str(resolve_out_dir(out_dir))  # "" -> outputs/figures; `make figures` writes figures/
 run_folder = Path(run_dir) if run_dir else Path(out_dir) / "runs" / f"31_{method}_seed{seed}"
 config = shapezoo_config(
     prompt, method, steps=steps, batch_size=batch_size, render_size=render_size,
