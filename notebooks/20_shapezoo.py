@@ -134,7 +134,10 @@ plt.show()
 # ## 2. Cameras and view suffixes
 #
 # Camera positions drawn from both presets (elevation against azimuth, coloured by view
-# suffix), and the regions of the view sphere that get each suffix ("front view" for
+# suffix); the size of an object in the image under the paper's random distance and field of
+# view (it varies about 2×, so the image alone does not fix the object's size in 3-D: the
+# reason ShapeZoo fixes both, [docs/maths.md](../docs/maths.md) §7); and the regions of the view
+# sphere that get each suffix ("front view" for
 # |azimuth| < 45°, "back view" for |azimuth| > 135°, "overhead view" above 60° elevation,
 # "side view" otherwise; azimuth 0 is the front).
 
@@ -153,11 +156,21 @@ for ax, (name, cams_s) in zip(axes[:2], samples.items()):
            title=f"{name} preset: distance {tuple(cams_s.config.distance)}, "
                  f"fovy {tuple(cams_s.config.fovy)}")
     ax.title.set_fontsize(8)
-ax = axes[2]
-d = samples["paper"]
-ax.hist2d(d.distance.numpy(), d.fovy.numpy(), bins=20, cmap="Greys")
-ax.scatter([1.75], [55.0], color="tab:orange", marker="*", s=150, label="ShapeZoo (fixed)")
-ax.set(xlabel="distance", ylabel="fovy (deg)", title="paper preset: distance and fovy")
+ax = axes[2]  # why ShapeZoo fixes distance and fovy: the object's size in the image
+
+
+def image_size(cams_s) -> np.ndarray:
+    """Object size in the image relative to ShapeZoo's camera: (d0 tan(f0/2)) / (d tan(f/2))."""
+    ref = 1.75 * np.tan(np.radians(55.0) / 2)
+    return ref / (cams_s.distance.numpy() * np.tan(np.radians(cams_s.fovy.numpy()) / 2))
+
+
+rel_size = image_size(samples["paper"])
+ax.hist(rel_size, bins=40, color="0.5", label="paper preset (random d, fovy)")
+ax.axvline(1.0, color="tab:orange", lw=2, label="ShapeZoo (fixed d 1.75, fovy 55°)")
+ax.set(xlabel="object size in the image (× ShapeZoo's)", ylabel="cameras",
+       title=f"apparent size: {rel_size.min():.2f}–{rel_size.max():.2f}× under the paper preset")
+ax.title.set_fontsize(8)
 ax.legend(fontsize=7)
 az_grid, el_grid = np.meshgrid(np.linspace(-180, 180, 361), np.linspace(-89, 89, 179))
 index = np.array([VIEW_SUFFIXES.index(s) for s in view_suffix(
@@ -175,7 +188,9 @@ fig.tight_layout()
 fractions = {name: {s: c.view_suffixes().count(s) / len(c) for s in VIEW_SUFFIXES}
              for name, c in samples.items()}
 savefig(fig, "fig20_cameras", out_dir=out_dir, notebook="20_shapezoo.ipynb",
-        parameters=parameters, seed=seed, data={"suffix_fractions": fractions})
+        parameters=parameters, seed=seed,
+        data={"suffix_fractions": fractions,
+              "paper_relative_image_size": [float(rel_size.min()), float(rel_size.max())]})
 plt.show()
 print(fractions)
 
@@ -245,3 +260,8 @@ from sdlib.shapezoo import mask_iou
 
 assert torch.allclose(iou_inline, mask_iou(moved_r.mask, true_r.mask))
 print(f"IoU at offset 0.05: {float(iou_inline):.4f}")
+
+# %% [markdown]
+# ## Takeaway
+#
+# TAKEAWAY

@@ -63,11 +63,11 @@ from sdlib.nerf import (
     psnr,
     ray_box_intersect,
     render_cameras,
-    render_panels,
     render_rays,
     save_mesh,
     turntable,
 )
+from sdlib.plotting import image_grid
 from sdlib.shapezoo import mesh_chamfer, render
 
 parameters = dict(seed=seed, device=device, smoke=smoke, out_dir=out_dir, prompt=prompt,
@@ -174,7 +174,8 @@ fig, ax = plt.subplots(figsize=(5, 3.5))
 ax.plot([r.step for r in result.history], [r.test_psnr for r in result.history], "o-")
 ax.set_xlabel("step")
 ax.set_ylabel("held-out PSNR (dB)")
-ax.set_title(f"NeRF fit of '{prompt}' ({n_views} views, {resolution}²)", fontsize=9)
+ax.set_title(f"NeRF fit of '{prompt}' ({n_views} views, {resolution}²"
+             f"{', smoke run' if smoke else ''})", fontsize=9)
 ax.grid(alpha=0.3)
 savefig(fig, "fig21_psnr", out_dir=out_dir, notebook="21_nerf.ipynb", parameters=parameters,
         seed=seed, data={"final_test_psnr": final_psnr, "train_seconds": result.seconds,
@@ -188,29 +189,42 @@ plt.show()
 #
 # ## New views: RGB, depth, normals
 #
-# Held-out views, true (top) and fitted (bottom); depth is the expected distance along the
-# ray, normals are the negative normalised density gradient (finite differences).
+# Held-out views (columns), true and fitted (rows); depth is the expected distance along the
+# ray, drawn on **one** colour scale for truth and NeRF (colourbar) inside each mask; normals
+# are the negative normalised density gradient (finite differences).
 
 # %%
 with torch.no_grad():
     nerf = render_cameras(result.field, test_cams, resolution, resolution,
                           estimator=result.estimator,
                           config=replace(render_config, compute_normals=True, stratified=False))
-panels = render_panels(nerf)
-truth_depth = torch.where(test_truth.mask > 0.5, test_truth.depth, torch.zeros_like(test_truth.depth))
-truth_panels = render_panels(type(nerf)(rgb=test_truth.rgb, depth=truth_depth,
-                                        opacity=test_truth.mask.float(),
-                                        normals=test_truth.normals))
 n_show = min(4, n_test_views)
-fig, axes = plt.subplots(2, n_show, figsize=(3.2 * n_show, 2.4))
-for i in range(n_show):
-    axes[0, i].imshow(truth_panels[i])
-    axes[1, i].imshow(panels[i])
-    axes[0, i].set_title(f"azimuth {test_cams.azimuth[i].item():.0f}°", fontsize=8)
-    for ax in axes[:, i]:
-        ax.axis("off")
-axes[0, 0].text(-5, resolution / 2, "true", rotation=90, va="center", ha="right")
-axes[1, 0].text(-5, resolution / 2, "NeRF", rotation=90, va="center", ha="right")
+inside = test_truth.mask > 0.5
+nerf_inside = nerf.opacity > 0.5
+# depth (distance along the ray) inside each mask, NaN (blank) outside: one scale for both rows
+true_d = torch.where(inside, test_truth.depth, torch.full_like(test_truth.depth, float("nan")))
+nerf_d = torch.where(nerf_inside, nerf.depth, torch.full_like(nerf.depth, float("nan")))
+near, far = float(test_truth.depth[inside].min()), float(test_truth.depth[inside].max())
+
+
+def shaded_normals(normals, opacity):
+    """Normals mapped from [-1, 1] to [0, 1] over a white background."""
+    n = torch.nn.functional.normalize(normals, dim=-1)
+    return (0.5 * n + 0.5) * opacity[..., None] + (1 - opacity[..., None])
+
+
+fig, axes = image_grid(
+    [list(test_truth.rgb[:n_show]), list(nerf.rgb[:n_show].clamp(0, 1)),
+     list(true_d[:n_show]), list(nerf_d[:n_show]),
+     list(shaded_normals(test_truth.normals, test_truth.mask.float())[:n_show]),
+     list(shaded_normals(nerf.normals, nerf.opacity)[:n_show])],
+    row_labels=["true RGB", "NeRF RGB", "true depth", "NeRF depth", "true normals",
+                "NeRF normals"],
+    col_labels=[f"azimuth {a:.0f}°" for a in test_cams.azimuth[:n_show].tolist()],
+    scalar=dict(cmap="magma_r", vmin=near - 0.05, vmax=far + 0.05,
+                label="distance along the ray (object units)"),
+    title=(f"held-out views: truth vs NeRF ({steps} steps, {resolution}²"
+           f"{', smoke run' if smoke else ''})"), cell=1.6)
 view_psnr = [psnr(nerf.rgb[i].clamp(0, 1), test_truth.rgb[i]) for i in range(n_test_views)]
 savefig(fig, "fig21_views", out_dir=out_dir, notebook="21_nerf.ipynb", parameters=parameters,
         seed=seed, data={"view_psnr": view_psnr, "mean_psnr": float(np.mean(view_psnr))})

@@ -64,6 +64,7 @@ import torch
 
 from sdlib.cameras import VIEW_SUFFIXES, view_prompt
 from sdlib.figures import resolve_out_dir, savefig
+from sdlib.plotting import image_grid
 from sdlib.priors import DepthPrior, DiffusionPrior, load_classifier
 from sdlib.priors._train import render_views
 from sdlib.priors.train_depth import noised_images, pearson_in_mask
@@ -143,23 +144,15 @@ print(f"{len(samples)} samples in {t_sample:.1f}s; classifier accuracy {accuracy
 
 # %%
 cols = 4 * per_view
-fig, axes = plt.subplots(len(prompts), cols, figsize=(1.1 * cols + 2.5, 1.15 * len(prompts)), squeeze=False)
-for k, ax in enumerate(axes.flat):
-    ax.imshow(samples[k].permute(1, 2, 0).cpu().numpy())
-    ax.set_xticks([])
-    ax.set_yticks([])
-    r, c = divmod(k, cols)
-    if r == 0 and c % per_view == 0:
-        ax.set_title(VIEW_SUFFIXES[c // per_view], fontsize=8)
-    if c == 0:
-        ax.set_ylabel(prompts[r], fontsize=6, rotation=0, ha="right", va="center")
-    if not correct[k]:
-        for spine in ax.spines.values():
-            spine.set_edgecolor("red")
-            spine.set_linewidth(2)
-        ax.set_xlabel(names[int(pred[k])][:18], fontsize=5, color="red")
-fig.suptitle(f"ShapeZoo-SD samples (DDIM {n_steps}, s={guidance_scale}); classifier accuracy {accuracy:.1%}", fontsize=9)
-fig.subplots_adjust(top=1 - 0.7 / fig.get_figheight(), bottom=0.3 / fig.get_figheight(), hspace=0.3)
+grid = [[samples[r * cols + c] for c in range(cols)] for r in range(len(prompts))]
+wrong = [divmod(k, cols) for k in range(len(samples)) if not correct[k]]
+fig, axes = image_grid(
+    grid, row_labels=prompts,
+    col_labels=[VIEW_SUFFIXES[c // per_view] if c % per_view == 0 else "" for c in range(cols)],
+    red=wrong, notes={rc: names[int(pred[rc[0] * cols + rc[1]])][:18] for rc in wrong},
+    title=f"ShapeZoo-SD samples (DDIM {n_steps}, s = {guidance_scale}); classifier accuracy "
+          f"{accuracy:.1%}; red: named wrongly (the classifier's name below)",
+    cell=1.1, label_size=7)
 savefig(fig, "fig22_samples", out_dir=out_dir, notebook="22_priors.ipynb", parameters=parameters, seed=seed,
         data={"classifier_accuracy": accuracy, "accuracy_per_view": acc_per_view, "n_samples": len(samples),
               "guidance_scale": guidance_scale, "n_steps": n_steps})
@@ -249,3 +242,8 @@ else:
 
 # %%
 print(f"notebook ran in {time.time() - t_start:.0f}s on {device}")
+
+# %% [markdown]
+# ## Takeaway
+#
+# TAKEAWAY

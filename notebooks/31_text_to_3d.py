@@ -29,8 +29,14 @@
 # moment. SDS's $-\varepsilon$ is the Stein control variate with $\phi \equiv 1$, $\mu \equiv 1$.
 # **Paper claim**: SSD has lower gradient variance than SDS and VSD, hence faster convergence
 # (14–22% fewer steps) and ~30% less time per step than VSD. Compare the variance-proxy and
-# metric curves of the three runs. The figures embedded below are those of a full GPU run with
-# `method="ssd"`; they appear in `figures/` once such a run is committed.
+# metric curves of the three runs. This run's figures appear under their cells; the committed
+# GPU results (8 prompts × 3 methods, `figures/fig31_quality*.png`) are shown at the end.
+#
+# **What to expect** ([docs/maths.md](../docs/maths.md) §2.3, §2.5): SSD's depth baseline is one
+# scalar $\phi$ per render, so its $h$ is SDS's $\varepsilon$ scaled by one number plus one
+# image-shaped direction; a control variate removes only the fraction $\rho^2$ of the variance it
+# correlates with, and $\rho(\hat\varepsilon, h) \approx \rho(\hat\varepsilon, \varepsilon)$ predicts
+# SSD ≈ SDS, which is what the committed runs show.
 #
 # Because the prompt is a ShapeZoo prompt, the right answer is known: we report mask IoU,
 # depth Pearson correlation and PSNR against the true object at 8 evaluation views, the
@@ -68,15 +74,20 @@ n_views: int = 8  # evaluation views in the viewer
 resume: bool = False  # continue from the run folder checkpoint instead of starting afresh
 
 # %%
+import copy
+import json
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import torch
 from IPython.display import display
 
-from sdlib.cameras import eval_cameras
+from sdlib.cameras import eval_cameras, sample_cameras
 from sdlib.control_variates import CoefficientConfig
+from sdlib.distill.common import add_noise, sample_timesteps, weighting
+from sdlib.distill.sds import sds_gradient
 from sdlib.distill.ssd import SSDConfig
 from sdlib.figures import resolve_out_dir, savefig
 from sdlib.nerf.hashgrid import HashGridConfig
@@ -129,16 +140,73 @@ if not resume:  # start afresh: drop this run folder's previous metrics and chec
 print(config.method, repr(config.prompt), f"{config.steps} steps on {config.device} ->", run_folder)
 
 # %% [markdown]
-# ## Train
+# ## One text-to-3D step, written out
 #
 # `Trainer` loads the priors, builds the NeRF and Adam, and draws `(c, t, ε)` from its own
-# seeded generator. The loop is written out (it is `Trainer.run` minus the progress bar's
-# bookkeeping) so that renders at fixed evaluation cameras can be kept every
-# `snapshot_every` steps for the viewer below. Each step appends to `metrics.jsonl`; every
-# `eval_every` steps the ground-truth metrics go to `eval.jsonl`.
+# seeded CPU generator. One step of SDS, line by line, on a fresh SDS trainer sharing the prior:
+# cameras → differentiable render → VAE latent $x$ → $x_t = \alpha_t x + \sigma_t\varepsilon$ →
+# $\hat\varepsilon$ → $g = \omega(t)(\hat\varepsilon - \varepsilon)$ → the **pull-back surrogate**
+#
+# $$\ell = \tfrac12\,\|x - \mathrm{sg}(x - g)\|^2, \qquad \nabla_x\ell = g, \qquad
+# \nabla_\theta\ell = (\partial x/\partial\theta)^\top g,$$
+#
+# (sg = stop-gradient): autograd carries $g$ back through the encoder and the renderer to the
+# NeRF's parameters θ without ever differentiating the UNet. Then the generator is rewound and
+# `Trainer.step()` takes the same step; the assert checks that the θ-gradients agree. SSD and
+# VSD change only the line that forms $g$ (notebook 30 writes both out).
 
 # %%
 trainer = Trainer(config, out_dir=run_folder)
+check = Trainer(replace(config, method="sds", compile=False), prior=trainer.prior)  # writes nothing
+cfg = check.config
+generator_state = check.generator.get_state()
+global_rng = torch.random.get_rng_state()  # a CUDA renderer may also draw from torch's own RNGs
+cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+cams = sample_cameras(cfg.cameras, cfg.batch_size, check.generator, check.device)
+out = check.render(cams)  # RGB [B, S, S, 3], differentiable in theta
+x = check._encode(out)  # VAE latents [B, 4, h, w], with their graph to theta
+abar = check.prior.alphas_cumprod
+t = sample_timesteps(cfg.timesteps, check.step_count, cfg.batch_size,
+                     check.prior.num_train_timesteps, generator=check.generator).to(check.device)
+eps = torch.randn(x.shape, generator=check.generator).to(check.device)
+x_t = add_noise(x.detach(), eps, abar, t)  # alpha_t x + sigma_t eps
+text = (check.embeddings.for_views(cams.view_indices().to(check.device))
+        if cfg.view_dependent_prompts else check.embeddings.repeat(cfg.batch_size))
+with torch.no_grad():  # the UNet is never differentiated
+    eps_hat = check.prior.predict_noise(x_t, t, text, cfg.guidance_scale).float()
+w = weighting(cfg.timesteps, abar, t).view(-1, 1, 1, 1)  # omega(t) = sigma_t^2
+g = w * (eps_hat - eps)  # SDS
+assert torch.allclose(g, sds_gradient(eps_hat, eps, w.flatten()))
+surrogate = 0.5 * (x - (x - g).detach()).pow(2).sum() / cfg.batch_size  # pull-back surrogate
+check.optimizer.zero_grad(set_to_none=True)
+surrogate.backward()
+ours = {n: p.grad.detach().clone() for n, p in check.field.named_parameters() if p.grad is not None}
+# the same step by the trainer: rewind the generator, step, compare the theta-gradients
+check.generator.set_state(generator_state)
+torch.random.set_rng_state(global_rng)
+if cuda_rng is not None:
+    torch.cuda.set_rng_state_all(cuda_rng)
+before = copy.deepcopy(check.field.state_dict())
+check.step()
+theirs = {n: p.grad for n, p in check.field.named_parameters() if p.grad is not None}
+assert ours.keys() == theirs.keys()
+for name, grad in ours.items():
+    torch.testing.assert_close(grad, theirs[name], rtol=1e-3, atol=1e-6 * float(grad.abs().max()))
+moved = max(float((check.field.state_dict()[k] - v).abs().max()) for k, v in before.items())
+print(f"written-out step == Trainer.step: {len(ours)} parameter tensors, |grad| up to "
+      f"{max(float(v.abs().max()) for v in ours.values()):.3g}; Adam then moved theta by up to "
+      f"{moved:.2e}")
+del check
+
+# %% [markdown]
+# ## Train
+#
+# The loop is written out (it is `Trainer.run` minus the progress bar's bookkeeping) so that
+# renders at fixed evaluation cameras can be kept every `snapshot_every` steps for the viewer
+# below. Each step appends to `metrics.jsonl`; every `eval_every` steps the ground-truth metrics
+# go to `eval.jsonl`.
+
+# %%
 if resume and (run_folder / "checkpoint.pt").exists():
     trainer.load_checkpoint(run_folder / "checkpoint.pt")
 cameras = eval_cameras(n_views, device=trainer.device)
@@ -203,10 +271,6 @@ savefig(fig, f"fig31_{method}_metrics", out_dir=out_dir, notebook=NOTEBOOK, para
 plt.show()
 
 # %% [markdown]
-# ![](../figures/fig31_ssd_curves.png)
-# ![](../figures/fig31_ssd_metrics.png)
-
-# %% [markdown]
 # ## Turntable strip and mesh (static, for readers without a video player)
 
 # %%
@@ -227,10 +291,6 @@ savefig(fig, f"fig31_{method}_mesh", out_dir=out_dir, notebook=NOTEBOOK, paramet
 plt.show()
 
 # %% [markdown]
-# ![](../figures/fig31_ssd_turntable.png)
-# ![](../figures/fig31_ssd_mesh.png)
-
-# %% [markdown]
 # ## Viewer: training steps × views
 #
 # The grid shows the kept renders (rows: steps; columns: evaluation views, azimuth 0 = the
@@ -248,4 +308,32 @@ if viewer is not None:
     display(viewer)
 
 # %% [markdown]
-# ![](../figures/fig31_ssd_snapshots.png)
+# ## The committed GPU results: 8 prompts × 3 methods
+#
+# `python scripts/quality_shapezoo.py --steps 1000 --workers 8` on one H100 (shipped ShapeZoo
+# models, guidance 7.5, 4 views per step, 1,000 steps, seed 0): mask IoU and the classifier's
+# accuracy at 8 evaluation views per prompt, and the renders.
+#
+# ![](../figures/fig31_quality.png)
+# ![](../figures/fig31_quality_views.png)
+
+# %%
+repo = Path("..")
+quality = json.loads((repo / "figures" / "fig31_quality.json").read_text())["data"]["summary"]
+for m, q in quality.items():
+    print(f"{m.upper()}: mean mask IoU {q['mean_mask_iou']:.3f}, classifier accuracy "
+          f"{q['classifier_accuracy']:.1%}, depth Pearson {q['mean_depth_pearson']:.3f}, "
+          f"PSNR {q['mean_psnr']:.2f} dB")
+pilot = json.loads((repo / "notes" / "pilot2_text_to_3d_h100.json").read_text())
+for r in pilot:
+    v = r.get("variance_at_shared_theta")
+    if v:
+        print(f"{r['prompt'][:32]:32s} tr Cov at a shared theta: SDS {v['sds']['trace_cov']:.3g} "
+              f"± {v['sds']['trace_cov_se']:.2g}, SSD {v['ssd']['trace_cov']:.3g} ± "
+              f"{v['ssd']['trace_cov_se']:.2g} (ratio {v['ssd']['trace_cov'] / v['sds']['trace_cov']:.2f})")
+print("this run:", {k: round(v, 4) if isinstance(v, float) else v for k, v in final.items()})
+
+# %% [markdown]
+# ## Takeaway
+#
+# TAKEAWAY

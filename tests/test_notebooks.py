@@ -119,16 +119,15 @@ def test_notebook_images_and_links_stay_in_the_repository(path: Path) -> None:
             assert target in links, f"{path.name}: image {target!r} is not a file in the repository"
             continue
         resolved = (path.parent / local).resolve()
-        assert resolved.is_relative_to(ROOT), f"{path.name}: {target!r} points outside the repository"
+        assert resolved.is_relative_to(ROOT), f"{path.name}: {target!r} leaves the repository"
         assert resolved.exists(), f"{path.name}: {target!r} does not exist (resolved {resolved})"
     # files named in the prose (DESIGN.md, docs/maths.md, ...) must be files of the repository
-    source = text + "\n".join(
-        "".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"
-    )
+    cells = json.loads(path.read_text())["cells"]
+    source = text + "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
     tracked = {p.name for p in ROOT.rglob("*.md") if ".venv" not in p.parts}
     for name in FILE_NAME.findall(source):
         assert Path(name).name in tracked, (
-            f"{path.name} cites {name!r}, which is not in the repository; cite docs/maths.md instead"
+            f"{path.name} cites {name!r}, which is not in the repository (cite docs/maths.md)"
         )
 
 
