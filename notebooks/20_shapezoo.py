@@ -135,7 +135,7 @@ plt.show()
 #
 # Camera positions drawn from both presets (elevation against azimuth, coloured by view
 # suffix); the size of an object in the image under the paper's random distance and field of
-# view (it varies about 2×, so the image alone does not fix the object's size in 3-D: the
+# view (it varies 2.5×, so the image alone does not fix the object's size in 3-D: the
 # reason ShapeZoo fixes both, [docs/maths.md](../docs/maths.md) §7); and the regions of the view
 # sphere that get each suffix ("front view" for
 # |azimuth| < 45°, "back view" for |azimuth| > 135°, "overhead view" above 60° elevation,
@@ -264,4 +264,11 @@ print(f"IoU at offset 0.05: {float(iou_inline):.4f}")
 # %% [markdown]
 # ## Takeaway
 #
-# TAKEAWAY
+# With the full parameters (`figures/fig20_*.json`): 27 objects, 11 with a distinct front,
+# rendered exactly. Under the paper's camera preset 27% of views are "front", 49% "side" and
+# 24% "back" (none overhead: elevation stays below 45°), and an object's size in the image
+# varies from 0.65× to 1.63× of ShapeZoo's fixed camera, which is why ShapeZoo fixes distance and
+# field of view. The metrics resolve small errors: moving the snowman by 0.033 (a few percent of
+# its size) already drops mask IoU to 0.894, depth Pearson to 0.929 and PSNR to 20.2 dB, and the
+# Chamfer distance grows about linearly (0.022 → 0.104 at offset 0.2). These are the yardsticks
+# for notebooks 21 and 31.

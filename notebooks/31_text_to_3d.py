@@ -86,7 +86,7 @@ from IPython.display import display
 
 from sdlib.cameras import eval_cameras, sample_cameras
 from sdlib.control_variates import CoefficientConfig
-from sdlib.distill.common import add_noise, sample_timesteps, weighting
+from sdlib.distill.common import add_noise, pullback_loss, sample_timesteps, weighting
 from sdlib.distill.sds import sds_gradient
 from sdlib.distill.ssd import SSDConfig
 from sdlib.figures import resolve_out_dir, savefig
@@ -178,6 +178,7 @@ w = weighting(cfg.timesteps, abar, t).view(-1, 1, 1, 1)  # omega(t) = sigma_t^2
 g = w * (eps_hat - eps)  # SDS
 assert torch.allclose(g, sds_gradient(eps_hat, eps, w.flatten()))
 surrogate = 0.5 * (x - (x - g).detach()).pow(2).sum() / cfg.batch_size  # pull-back surrogate
+assert torch.allclose(surrogate, pullback_loss(x, g) / cfg.batch_size)
 check.optimizer.zero_grad(set_to_none=True)
 surrogate.backward()
 ours = {n: p.grad.detach().clone() for n, p in check.field.named_parameters() if p.grad is not None}
@@ -330,7 +331,7 @@ if method == "ssd":
         return float((ac * bc).sum() / ((ac**2).sum() * (bc**2).sum()).sqrt())
 
     g_rho = torch.Generator().manual_seed(seed + 1)
-    n_rho = 8 if smoke else 32
+    n_rho = 4 if smoke else 32
     cams_r = sample_cameras(config.cameras, n_rho, g_rho, trainer.device)
     with torch.no_grad():
         out_r = trainer.render(cams_r)
