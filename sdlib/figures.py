@@ -153,10 +153,16 @@ def savefig(
     out.mkdir(parents=True, exist_ok=True)
     png = out / f"{fig_id}.png"
     fig.savefig(png, dpi=dpi, bbox_inches="tight")
+    params = dict(parameters)
+    given = params.get("out_dir")
+    if isinstance(given, (str, Path)) and str(given):  # a folder in the repo: stored relative
+        resolved = Path(given).resolve()
+        if resolved.is_relative_to(REPO_ROOT):
+            params["out_dir"] = resolved.relative_to(REPO_ROOT).as_posix()
     sidecar = {
         "fig_id": fig_id,
         "notebook": notebook,
-        "parameters": _jsonable(dict(parameters)),
+        "parameters": _jsonable(params),
         "seed": seed,
         "commit": _git_commit(),
         "device": _device_name(),
