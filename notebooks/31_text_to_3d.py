@@ -331,7 +331,7 @@ if method == "ssd":
         return float((ac * bc).sum() / ((ac**2).sum() * (bc**2).sum()).sqrt())
 
     g_rho = torch.Generator().manual_seed(seed + 1)
-    n_rho = 4 if smoke else 32
+    n_rho = 8 if smoke else 32
     cams_r = sample_cameras(config.cameras, n_rho, g_rho, trainer.device)
     with torch.no_grad():
         out_r = trainer.render(cams_r)
@@ -399,7 +399,7 @@ print("this run:", {k: round(v, 4) if isinstance(v, float) else v for k, v in fi
 # is nearly a scaled copy of $\varepsilon$. Notebook 30 measures, at one latent on the CPU
 # (N = 32), $\rho(\hat\varepsilon, \varepsilon) = 0.586$ against $\rho(\hat\varepsilon, h) = 0.549$,
 # i.e. a predicted SSD/SDS variance ratio $(1-\rho_h^2)/(1-\rho_\varepsilon^2) = 1.06$ (measured
-# there 1.13); at a 12-step smoke NeRF here $\rho(\varepsilon, h) = 0.9994$ and the prediction is
+# there 1.13); at a 12-step smoke NeRF here (N = 8) $\rho(\varepsilon, h) = 0.9994$, predicting
 # 1.00. A control variate leaves $1-\rho^2$ of the variance, and an $h$ that correlates with
 # $\hat\varepsilon$ no better than $\varepsilon$ does predicts no reduction, which is what the
 # committed runs show. The toy's per-point baselines (notebook 12, $\rho = 0.974$, 0.12× SDS's
