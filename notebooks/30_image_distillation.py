@@ -91,10 +91,10 @@ from sdlib.distill.sds import sds_gradient
 from sdlib.distill.ssd import SSD, SSDConfig, depth_baseline
 from sdlib.distill.vsd import VSD, VSDConfig, vsd_gradient
 from sdlib.figures import resolve_out_dir, savefig
+from sdlib.plotting import image_grid
 from sdlib.priors import DepthPrior, DiffusionPrior
 from sdlib.shapezoo import render as render_truth
 from sdlib.variance import compare_means, variance_report
-from sdlib.viewer import to_image
 
 NOTEBOOK = "30_image_distillation.ipynb"
 parameters = dict(
@@ -268,22 +268,10 @@ print("seconds per step:", {m: round(s / max(steps, 1), 3) for m, s in seconds.i
 # The figure appears below the cell when it runs (no full run is committed in `figures/` yet).
 
 # %%
-cols = len(snapshot_steps) + 1
-fig, axes = plt.subplots(len(METHODS), cols, figsize=(1.5 * cols, 1.6 * len(METHODS)),
-                         squeeze=False)
-for r, m in enumerate(METHODS):
-    for c, (s, img) in enumerate(zip(snapshot_steps, images[m])):
-        axes[r, c].imshow(to_image(img))
-        if r == 0:
-            axes[r, c].set_title(f"step {s}", fontsize=7)
-    axes[r, -1].imshow(to_image(truth.rgb[0]))
-    axes[r, 0].set_ylabel(m.upper(), fontsize=9)
-axes[0, -1].set_title("truth", fontsize=7)
-for ax in axes.flat:
-    ax.set_xticks([])
-    ax.set_yticks([])
-fig.suptitle(f"{prompt!r}, {camera.view_suffixes()[0]}, s = {guidance_scale}", fontsize=9)
-fig.tight_layout()
+fig, axes = image_grid(
+    [[*images[m], truth.rgb[0]] for m in METHODS], row_labels=[m.upper() for m in METHODS],
+    col_labels=[f"step {s}" for s in snapshot_steps] + ["truth"],
+    title=f"{prompt!r}, {camera.view_suffixes()[0]}, s = {guidance_scale}", cell=1.4)
 savefig(fig, "fig30_images", out_dir=out_dir, notebook=NOTEBOOK, parameters=parameters,
         seed=seed, data=dict(snapshot_steps=snapshot_steps))
 plt.show()
