@@ -55,6 +55,7 @@ from sdlib.cameras import (
     view_suffix,
 )
 from sdlib.figures import resolve_out_dir, savefig
+from sdlib.plotting import image_grid
 from sdlib.shapezoo import (
     OBJECTS,
     chamfer_distance,
@@ -81,8 +82,8 @@ print(f"{len(OBJECTS)} objects, {sum(o.has_front for o in OBJECTS)} with a disti
 #
 # Four azimuths (0 = the front, +x; 90; 180 = the back; 270) at elevation 15°, ShapeZoo camera
 # (distance 1.75, fovy 55°). RGB is diffuse albedo under a fixed world light from the front,
-# a little right and above, plus ambient; depth is the distance along the ray (here shown
-# near = bright); normals are mapped from [-1, 1] to [0, 1].
+# a little right and above, plus ambient; depth is the distance along the ray (one colour
+# scale for every object, colourbar); normals are mapped from [-1, 1] to [0, 1].
 
 # %%
 azimuths = [0.0, 90.0, 180.0, 270.0]
@@ -94,29 +95,25 @@ gallery_seconds = time.perf_counter() - t0
 print(f"rendered {len(OBJECTS) * len(azimuths)} views at {resolution}^2 in {gallery_seconds:.2f} s")
 
 
-def depth_image(depth: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
-    """Near = bright, background black, over the ShapeZoo depth range [1.0, 2.5]."""
-    d = ((2.5 - depth) / 1.5).clamp(0, 1) * mask
-    return d.cpu().numpy()
+def depth_in_mask(depth: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Distance along the ray inside the object, NaN (blank) outside."""
+    return torch.where(mask > 0.5, depth, torch.full_like(depth, float("nan")))
 
 
-cols = 4
-rows = int(np.ceil(len(OBJECTS) / cols))
-fig, axes = plt.subplots(rows, cols * 6, figsize=(cols * 6 * 0.9, rows * 1.05))
-for ax in axes.flat:
-    ax.axis("off")
-for i, (obj, out) in enumerate(zip(OBJECTS, renders)):
-    r, c0 = divmod(i, cols)
-    c0 *= 6
-    for v in range(4):
-        axes[r, c0 + v].imshow(out.rgb[v].cpu().numpy())
-    axes[r, c0 + 4].imshow(depth_image(out.depth[0], out.mask[0]), cmap="magma", vmin=0, vmax=1)
-    axes[r, c0 + 5].imshow((out.normals[0].cpu().numpy() + 1) / 2 * out.mask[0, ..., None].cpu().numpy())
-    axes[r, c0].set_title(f"{obj.name}{' (front)' if obj.has_front else ''}", fontsize=7,
-                          loc="left")
-fig.suptitle("ShapeZoo: azimuth 0 / 90 / 180 / 270, then depth and normals at azimuth 0",
-             fontsize=10)
-fig.tight_layout()
+def normal_image(normals: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Normals mapped from [-1, 1] to [0, 1], white outside the object."""
+    m = mask[..., None].float()
+    return (normals + 1) / 2 * m + (1 - m)
+
+
+fig, axes = image_grid(
+    [[*out.rgb, depth_in_mask(out.depth[0], out.mask[0]), normal_image(out.normals[0], out.mask[0])]
+     for out in renders],
+    row_labels=[f"{o.name}{' (front)' if o.has_front else ''}" for o in OBJECTS],
+    col_labels=[f"azimuth {a:.0f}°" for a in azimuths] + ["depth, az 0", "normals, az 0"],
+    scalar=dict(cmap="magma_r", vmin=1.0, vmax=2.5, label="distance along the ray"),
+    title="ShapeZoo: RGB at four azimuths, depth and normals at azimuth 0", cell=1.0,
+    label_size=7)
 savefig(fig, "fig20_gallery", out_dir=out_dir, notebook="20_shapezoo.ipynb",
         parameters=parameters, seed=seed,
         data={"n_objects": len(OBJECTS), "n_with_front": sum(o.has_front for o in OBJECTS),
