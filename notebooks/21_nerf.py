@@ -22,7 +22,8 @@
 # (Triton hash grid, nerfacc occupancy grid), plus nerfacc's one-off JIT build (~45 s); the mesh
 # cell needs scikit-image and trimesh. `smoke=True, device="cpu"` (400 steps, 32² images, dense
 # sampling, an 8-level grid): 4 min on the shared 2-core CPU under load ≈ 5 (the fit ≈ 15-30 s
-# when the machine is idle); it reaches ≈ 22.7 dB held-out PSNR.
+# when the machine is idle); it reaches ≈ 22.7 dB held-out PSNR. The committed `fig21_*`
+# come from such a smoke run on the CPU (their titles say so), not from the full run.
 #
 # **sdlib modules**: `sdlib.nerf` (`hashgrid`, `field`, `render`, `fit`, `export`),
 # `sdlib.shapezoo` (ground-truth renders, Chamfer), `sdlib.cameras`, `sdlib.figures`.
@@ -256,7 +257,8 @@ for k, (elev, azim) in enumerate([(15, 0), (15, 90)]):
     lim = result.field.config.bound * 0.8
     ax.set(xlim=(-lim, lim), ylim=(-lim, lim), zlim=(-lim, lim))
     ax.set_axis_off()
-fig.suptitle(f"marching cubes at sigma = {mesh_threshold}: Chamfer {chamfer:.4f}", fontsize=9)
+fig.suptitle(f"marching cubes at sigma = {mesh_threshold}: Chamfer {chamfer:.4f}"
+             f"{' (smoke run)' if smoke else ''}", fontsize=9)
 savefig(fig, "fig21_mesh", out_dir=out_dir, notebook="21_nerf.ipynb", parameters=parameters,
         seed=seed, data={"chamfer": chamfer, "n_vertices": len(mesh.vertices),
                          "threshold": mesh_threshold})
@@ -284,6 +286,8 @@ fig, axes = plt.subplots(len(picks), 1, figsize=(6, 2 * len(picks)))
 for ax, i in zip(np.atleast_1d(axes), picks):
     ax.imshow(frames[i])
     ax.axis("off")
+fig.suptitle(f"turntable frames: RGB | depth | normals{' (smoke run)' if smoke else ''}",
+             fontsize=9)
 savefig(fig, "fig21_turntable", out_dir=out_dir, notebook="21_nerf.ipynb",
         parameters=parameters, seed=seed,
         data={"video": str(video).split("/")[-1], "frames": len(frames)})
@@ -293,3 +297,8 @@ print(f"notebook ran in {time.perf_counter() - notebook_start:.0f} s; held-out P
 
 # %% [markdown]
 # ![](../figures/fig21_turntable.png)
+
+# %% [markdown]
+# ## Takeaway
+#
+# TAKEAWAY
