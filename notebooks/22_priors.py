@@ -246,4 +246,12 @@ print(f"notebook ran in {time.time() - t_start:.0f}s on {device}")
 # %% [markdown]
 # ## Takeaway
 #
-# TAKEAWAY
+# With the committed parameters (`figures/fig22_*.json`: CPU, DDIM 50 steps, s = 7.5, one sample
+# per prompt and view suffix, 108 samples): the classifier names 100% of ShapeZoo-SD's samples
+# correctly, in every view (front, side, back, overhead); the guidance line
+# $\hat\varepsilon = \varepsilon_u + s(\varepsilon_y - \varepsilon_u)$ matches `predict_noise`. ShapeZoo-DPT's
+# Pearson correlation with the true inverse depth inside the mask is 0.958 on clean renders,
+# 0.932 at $t = 0.3$, 0.872 at 0.5 and 0.506 at 0.9 (256 views). That decay matters for SSD:
+# its baseline applies the depth model to $\mathrm{decode}(x_t)$, so at large $t$ the baseline
+# sees mostly noise. The priors are good enough that what the distillation notebooks (30, 31)
+# measure is the estimators, not a broken model.
