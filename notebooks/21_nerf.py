@@ -301,4 +301,11 @@ print(f"notebook ran in {time.perf_counter() - notebook_start:.0f} s; held-out P
 # %% [markdown]
 # ## Takeaway
 #
-# TAKEAWAY
+# The rendering equation written inline ($\alpha_i$, $T_i$, $w_i$, colour, depth, opacity) equals
+# nerfacc's weights and `sdlib.nerf.render_rays` on 37 rays × 48 samples. The committed smoke run
+# (`figures/fig21_*.json`: CPU, 400 steps, 30 views at 32², an 8-level grid) reconstructs the
+# snowman to 22.75 dB held-out PSNR (20.58 dB after 100 steps), with a marching-cubes mesh at
+# Chamfer distance 0.036 from the true surface; on one shared depth scale the NeRF's depth sits
+# slightly behind the true surface and blurs at the silhouette, and its normals (finite
+# differences of a 400-step density) are still noisy. This is the representation that score
+# distillation optimises in notebook 31, where the supervision is a prior instead of true views.
