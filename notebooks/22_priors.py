@@ -12,7 +12,7 @@
 # # 22 — The priors: ShapeZoo-SD, ShapeZoo-DPT and the ShapeZoo classifier
 #
 # Score distillation needs a text-to-image diffusion prior; SteinDreamer also needs a monocular
-# depth estimator (DESIGN.md §2). On a user's machine those are Stable Diffusion 2.1 and MiDaS; on
+# depth estimator ([docs/maths.md](../docs/maths.md) §2). On a user's machine those are Stable Diffusion 2.1 and MiDaS; on
 # ours nothing can be downloaded, so sdlib ships small models **of the very same formats**, trained
 # on ShapeZoo renders (camera preset `SHAPEZOO_CAMERAS`: distance 1.75, fovy 55°, view-suffixed
 # captions), and loads them with the same code:
@@ -47,7 +47,7 @@
 seed: int = 0  # random seed of sampling and rendering
 device: str = "cuda"  # "cuda" or "cpu" (falls back to cpu when CUDA is missing)
 smoke: bool = False  # CI: fewer prompts and steps
-out_dir: str = "../figures"  # where figures and their JSON sidecars go
+out_dir: str = ""  # figures + sidecars; empty: a scratch folder (outputs/figures), never figures/
 n_steps: int = 50  # DDIM steps per sample
 guidance_scale: float = 7.5  # classifier-free guidance s (diffusers' convention)
 per_view: int = 2  # samples per prompt per view suffix
@@ -63,7 +63,8 @@ import matplotlib.pyplot as plt
 import torch
 
 from sdlib.cameras import VIEW_SUFFIXES, view_prompt
-from sdlib.figures import savefig
+from sdlib.figures import resolve_out_dir, savefig
+from sdlib.plotting import image_grid
 from sdlib.priors import DepthPrior, DiffusionPrior, load_classifier
 from sdlib.priors._train import render_views
 from sdlib.priors.train_depth import noised_images, pearson_in_mask
@@ -80,6 +81,7 @@ if smoke:
     noise_levels = [0.0, 0.3, 0.7]
 parameters = dict(seed=seed, device=device, smoke=smoke, n_steps=n_steps,
                   guidance_scale=guidance_scale, per_view=per_view, n_depth=n_depth)
+out_dir = str(resolve_out_dir(out_dir))  # "" -> outputs/figures; `make figures` writes figures/
 torch.manual_seed(seed)
 t_start = time.time()
 
@@ -142,23 +144,15 @@ print(f"{len(samples)} samples in {t_sample:.1f}s; classifier accuracy {accuracy
 
 # %%
 cols = 4 * per_view
-fig, axes = plt.subplots(len(prompts), cols, figsize=(1.1 * cols + 2.5, 1.15 * len(prompts)), squeeze=False)
-for k, ax in enumerate(axes.flat):
-    ax.imshow(samples[k].permute(1, 2, 0).cpu().numpy())
-    ax.set_xticks([])
-    ax.set_yticks([])
-    r, c = divmod(k, cols)
-    if r == 0 and c % per_view == 0:
-        ax.set_title(VIEW_SUFFIXES[c // per_view], fontsize=8)
-    if c == 0:
-        ax.set_ylabel(prompts[r], fontsize=6, rotation=0, ha="right", va="center")
-    if not correct[k]:
-        for spine in ax.spines.values():
-            spine.set_edgecolor("red")
-            spine.set_linewidth(2)
-        ax.set_xlabel(names[int(pred[k])][:18], fontsize=5, color="red")
-fig.suptitle(f"ShapeZoo-SD samples (DDIM {n_steps}, s={guidance_scale}); classifier accuracy {accuracy:.1%}", fontsize=9)
-fig.subplots_adjust(top=1 - 0.7 / fig.get_figheight(), bottom=0.3 / fig.get_figheight(), hspace=0.3)
+grid = [[samples[r * cols + c] for c in range(cols)] for r in range(len(prompts))]
+wrong = [divmod(k, cols) for k in range(len(samples)) if not correct[k]]
+fig, axes = image_grid(
+    grid, row_labels=prompts,
+    col_labels=[VIEW_SUFFIXES[c // per_view] if c % per_view == 0 else "" for c in range(cols)],
+    red=wrong, notes={rc: names[int(pred[rc[0] * cols + rc[1]])][:18] for rc in wrong},
+    title=f"ShapeZoo-SD samples (DDIM {n_steps}, s = {guidance_scale}); classifier accuracy "
+          f"{accuracy:.1%}; red: named wrongly (the classifier's name below)",
+    cell=1.1, label_size=7)
 savefig(fig, "fig22_samples", out_dir=out_dir, notebook="22_priors.ipynb", parameters=parameters, seed=seed,
         data={"classifier_accuracy": accuracy, "accuracy_per_view": acc_per_view, "n_samples": len(samples),
               "guidance_scale": guidance_scale, "n_steps": n_steps})
@@ -248,3 +242,16 @@ else:
 
 # %%
 print(f"notebook ran in {time.time() - t_start:.0f}s on {device}")
+
+# %% [markdown]
+# ## Takeaway
+#
+# With the committed parameters (`figures/fig22_*.json`: CPU, DDIM 50 steps, s = 7.5, one sample
+# per prompt and view suffix, 108 samples): the classifier names 100% of ShapeZoo-SD's samples
+# correctly, in every view (front, side, back, overhead); the guidance line
+# $\hat\varepsilon = \varepsilon_u + s(\varepsilon_y - \varepsilon_u)$ matches `predict_noise`. ShapeZoo-DPT's
+# Pearson correlation with the true inverse depth inside the mask is 0.958 on clean renders,
+# 0.932 at $t = 0.3$, 0.872 at 0.5 and 0.506 at 0.9 (256 views). That decay matters for SSD:
+# its baseline applies the depth model to $\mathrm{decode}(x_t)$, so at large $t$ the baseline
+# sees mostly noise. The priors are good enough that what the distillation notebooks (30, 31)
+# measure is the estimators, not a broken model.

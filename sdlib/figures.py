@@ -13,6 +13,11 @@ One command regenerates a figure by re-running its notebook with the stored para
 
 ``regenerate`` runs papermill on ``notebooks/<notebook>`` with the sidecar's parameters (and
 ``out_dir`` pointed at the figure's folder), which rewrites the PNG and the sidecar.
+
+Only ``regenerate`` (and ``make figures``) writes ``figures/``. A notebook run with its default
+``out_dir=""`` writes into a scratch folder (:func:`resolve_out_dir`: ``$SDLIB_SCRATCH`` if set,
+else ``outputs/figures`` in the repository, which git ignores), so that exploring a notebook never
+overwrites the committed figures.
 """
 
 from __future__ import annotations
@@ -27,12 +32,36 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["savefig", "load_sidecar", "regenerate", "REPO_ROOT", "FIGURES_DIR", "NOTEBOOKS_DIR"]
+__all__ = [
+    "savefig", "load_sidecar", "regenerate", "resolve_out_dir", "REPO_ROOT", "FIGURES_DIR",
+    "NOTEBOOKS_DIR", "SCRATCH_DIR", "SCRATCH_ENV",
+]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 """The repository root (the folder holding ``sdlib/``, ``notebooks/`` and ``figures/``)."""
 FIGURES_DIR = REPO_ROOT / "figures"
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
+SCRATCH_DIR = REPO_ROOT / "outputs" / "figures"
+"""Where a notebook writes by default (git-ignored)."""
+SCRATCH_ENV = "SDLIB_SCRATCH"
+"""Environment variable that moves the scratch folder (the notebook tests point it at a tmp dir)."""
+
+
+def resolve_out_dir(out_dir: str | Path = "") -> Path:
+    """The folder a notebook writes its figures into.
+
+    ``out_dir`` if it is not empty; otherwise ``$SDLIB_SCRATCH`` if set, else
+    :data:`SCRATCH_DIR` (``outputs/figures``). The committed ``figures/`` is written only when
+    asked for by name (``regenerate`` passes it).
+
+    >>> resolve_out_dir("/tmp/x").as_posix()
+    '/tmp/x'
+    """
+    import os
+
+    if str(out_dir):
+        return Path(out_dir)
+    return Path(os.environ.get(SCRATCH_ENV) or SCRATCH_DIR)
 
 
 def _git_commit() -> str | None:
@@ -124,10 +153,16 @@ def savefig(
     out.mkdir(parents=True, exist_ok=True)
     png = out / f"{fig_id}.png"
     fig.savefig(png, dpi=dpi, bbox_inches="tight")
+    params = dict(parameters)
+    given = params.get("out_dir")
+    if isinstance(given, (str, Path)) and str(given):  # a folder in the repo: stored relative
+        resolved = Path(given).resolve()
+        if resolved.is_relative_to(REPO_ROOT):
+            params["out_dir"] = resolved.relative_to(REPO_ROOT).as_posix()
     sidecar = {
         "fig_id": fig_id,
         "notebook": notebook,
-        "parameters": _jsonable(dict(parameters)),
+        "parameters": _jsonable(params),
         "seed": seed,
         "commit": _git_commit(),
         "device": _device_name(),

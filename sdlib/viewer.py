@@ -145,24 +145,32 @@ def plot_training_curves(records: list[dict[str, Any]], title: str | None = None
 
 
 def plot_eval_metrics(evals: list[dict[str, Any]], ax=None):
-    """Ground-truth metrics (mask IoU, depth Pearson, PSNR/40, classifier accuracy) vs step."""
+    """Ground-truth metrics against step: mask IoU, depth Pearson and classifier accuracy on the
+    left axis (unitless scores, at most 1), PSNR in dB on its own right axis."""
     import matplotlib.pyplot as plt
 
     if ax is None:
-        _, ax = plt.subplots(figsize=(4, 2.8))
+        _, ax = plt.subplots(figsize=(4.5, 2.8))
     evals = [e for e in evals if "mask_iou" in e]
     if not evals:
         ax.text(0.5, 0.5, "no ground-truth evaluation", ha="center", va="center")
         return ax
     step = [e["step"] for e in evals]
-    for k, scale in (("mask_iou", 1.0), ("depth_pearson", 1.0), ("psnr", 1 / 40),
-                     ("classifier_accuracy", 1.0)):
+    lines = []
+    for k, label in (("mask_iou", "mask IoU"), ("depth_pearson", "depth Pearson r"),
+                     ("classifier_accuracy", "classifier accuracy")):
         if k in evals[0]:
-            label = k if scale == 1.0 else f"{k} / 40"
-            ax.plot(step, [e[k] * scale for e in evals], marker="o", label=label)
+            lines += ax.plot(step, [e[k] for e in evals], marker="o", label=label)
     ax.set_xlabel("step")
+    ax.set_ylabel("score (at most 1)")
+    ax.set_ylim(top=1.05)
+    if "psnr" in evals[0]:
+        ax_psnr = ax.twinx()
+        lines += ax_psnr.plot(step, [e["psnr"] for e in evals], marker="s", ls="--", color="0.3",
+                              label="PSNR (right axis)")
+        ax_psnr.set_ylabel("PSNR (dB)")
     ax.set_title("ground truth (eval views)", fontsize=9)
-    ax.legend(fontsize=7)
+    ax.legend(lines, [ln.get_label() for ln in lines], fontsize=7)
     return ax
 
 

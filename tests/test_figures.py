@@ -36,3 +36,13 @@ def test_bad_fig_id_and_missing_sidecar(tmp_path) -> None:
     plt.close(fig)
     with pytest.raises(FileNotFoundError, match="known figures"):
         load_sidecar("nope", tmp_path)
+
+
+def test_notebooks_write_to_a_scratch_folder_unless_told(tmp_path, monkeypatch) -> None:
+    from sdlib.figures import FIGURES_DIR, SCRATCH_DIR, SCRATCH_ENV, resolve_out_dir
+
+    monkeypatch.delenv(SCRATCH_ENV, raising=False)
+    assert resolve_out_dir("") == SCRATCH_DIR != FIGURES_DIR
+    monkeypatch.setenv(SCRATCH_ENV, str(tmp_path))
+    assert resolve_out_dir("") == tmp_path
+    assert resolve_out_dir(FIGURES_DIR) == FIGURES_DIR  # regenerate names figures/ explicitly
