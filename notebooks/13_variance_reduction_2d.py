@@ -39,7 +39,7 @@
 seed: int = 0  # random seed for everything
 device: str = "cpu"  # torch device (the toy runs on CPU)
 smoke: bool = False  # tiny sizes for CI
-out_dir: str = "/tmp/sdlib_figures"  # where the figure and its sidecar are written
+out_dir: str = ""  # figures + sidecars; empty: a scratch folder (outputs/figures), never figures/
 n_particles: int = 8  # Kp, points rendered per view
 camera_spread: float = 0.5  # camera angles uniform in [-spread, spread] radians
 n_cam: int = 16  # K, cameras of the crossed design
@@ -51,6 +51,10 @@ n_bins: int = 8  # knots of the mu(t) table
 n_batches: int = 2000  # batches for the stratified-sampling measurement
 
 # %%
+from sdlib.figures import resolve_out_dir
+
+out_dir = str(resolve_out_dir(out_dir))  # "" -> outputs/figures; `make figures` writes figures/
+
 import time
 
 import matplotlib.pyplot as plt

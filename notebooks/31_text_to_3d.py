@@ -164,7 +164,7 @@ global_rng = torch.random.get_rng_state()  # a CUDA renderer may also draw from 
 cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
 cams = sample_cameras(cfg.cameras, cfg.batch_size, check.generator, check.device)
 out = check.render(cams)  # RGB [B, S, S, 3], differentiable in theta
-x = check._encode(out)  # VAE latents [B, 4, h, w], with their graph to theta
+x = check.encode(out)  # VAE latents [B, 4, h, w], with their graph to theta
 abar = check.prior.alphas_cumprod
 t = sample_timesteps(cfg.timesteps, check.step_count, cfg.batch_size,
                      check.prior.num_train_timesteps, generator=check.generator).to(check.device)
@@ -335,7 +335,7 @@ if method == "ssd":
     cams_r = sample_cameras(config.cameras, n_rho, g_rho, trainer.device)
     with torch.no_grad():
         out_r = trainer.render(cams_r)
-        x_r = trainer._encode(out_r)
+        x_r = trainer.encode(out_r)
     abar = trainer.prior.alphas_cumprod
     t = sample_timesteps(config.timesteps, trainer.step_count, n_rho,
                          trainer.prior.num_train_timesteps, generator=g_rho).to(trainer.device)

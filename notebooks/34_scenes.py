@@ -46,7 +46,7 @@
 seed: int = 0  # seed of every random draw
 device: str = "cuda"  # torch device; the full run wants a GPU, CI passes cpu
 smoke: bool = False  # tiny sizes for a CPU check, under 30 s
-out_dir: str = "../figures"  # where figures and sidecars are written
+out_dir: str = ""  # figures + sidecars; empty: a scratch folder (outputs/figures), never figures/
 prompt: str = "a living room with a red sofa and a lamp"  # a ShapeZoo scene prompt
 methods: str = "sds,vsd,ssd"  # comma-separated score distillation methods
 baseline: str = "depth"  # SSD's baseline: depth or normal
@@ -56,6 +56,10 @@ eval_size: int = 64  # resolution of the evaluation renders and the panorama
 n_pano: int = 12  # views of the panorama from inside (azimuths evenly spaced)
 
 # %%
+from sdlib.figures import resolve_out_dir
+
+out_dir = str(resolve_out_dir(out_dir))  # "" -> outputs/figures; `make figures` writes figures/
+
 import time
 from dataclasses import replace
 

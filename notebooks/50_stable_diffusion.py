@@ -48,7 +48,7 @@
 seed: int = 0  # seed of every random draw
 device: str = "cuda"  # torch device; the paper preset wants a GPU, CI passes cpu
 smoke: bool = False  # tiny random SD-2.1- and DPT-Hybrid-shaped models, a few CPU steps
-out_dir: str = "../figures"  # where figures and sidecars are written
+out_dir: str = ""  # figures + sidecars; empty: a scratch folder (outputs/figures), never figures/
 prior: str = "stabilityai/stable-diffusion-2-1-base"  # diffusers SD repo id or folder
 depth: str = "Intel/dpt-hybrid-midas"  # transformers depth model repo id or folder
 methods: str = "sds,vsd,ssd"  # comma-separated methods to run
@@ -58,6 +58,10 @@ variance_samples: int = 16  # per-method gradients for the variance at a shared 
 run_dir: str = ""  # run folders go here; empty means out_dir/runs
 
 # %%
+from sdlib.figures import resolve_out_dir
+
+out_dir = str(resolve_out_dir(out_dir))  # "" -> outputs/figures; `make figures` writes figures/
+
 import tempfile
 import time
 from dataclasses import replace

@@ -57,7 +57,7 @@ def measure(trainer: Trainer, t: int, draws: int, size: int) -> dict[str, float]
     for name, depth in (("depth", out.depth), ("depth_sum", out.depth_sum)):
         row[f"gt_pearson_{name}"] = float(depth_pearson(depth.cpu(), true.depth, mask,
                                                         true.mask))
-    latents = trainer._encode(out)
+    latents = trainer.encode(out)
     abar = trainer.prior.alphas_cumprod
     g = torch.Generator().manual_seed(0)
     for name, depth in (("depth", out.depth), ("depth_sum", out.depth_sum)):
