@@ -84,7 +84,8 @@ def _variance(args: argparse.Namespace) -> int:
     else:  # the initial θ, shared
         state = next(iter(trainers.values())).field.state_dict()
     reports = compare_at_shared_theta(trainers, state, args.n_samples)
-    table = {m: r.to_dict(with_mean=False) for m, r in reports.items()}
+    table = {m: {**r.to_dict(with_mean=False), "method_state": getattr(r, "method_state", None)}
+             for m, r in reports.items()}
     print(json.dumps(table, indent=2))
     if args.out:
         Path(args.out).write_text(json.dumps(table, indent=2))

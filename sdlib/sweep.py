@@ -514,7 +514,7 @@ def read_table(sweep_dir: str | Path) -> list[dict[str, Any]]:
 
 
 def run_sweep(
-    config: SweepConfig,
+    config: SweepConfig | Sequence[SweepConfig],
     sweep_dir: str | Path,
     *,
     device: str | None = None,
@@ -528,7 +528,8 @@ def run_sweep(
     store is used).
 
     Args:
-        config: the grid.
+        config: the grid, or several grids run as one sweep (e.g. methods with different
+            overrides); their run folders must differ.
         sweep_dir: the sweep folder (one sub-folder per run, the tables at the top).
         device: the runs' device (default: :func:`rank_device` of ``LOCAL_RANK``).
         probe: the variance probe (default: :func:`default_probe`).
@@ -540,10 +541,15 @@ def run_sweep(
         raised has ``status="failed"`` and its ``error``; the others still run.
     """
     rank, world, local_rank = _dist_env()
-    runs = expand(config)
+    configs = [config] if isinstance(config, SweepConfig) else list(config)
+    jobs = sorted(((c, spec) for c in configs for spec in expand(c)), key=lambda j: j[1].run_id)
+    ids = [spec.run_id for _, spec in jobs]
+    if len(set(ids)) != len(ids):
+        raise ValueError("two grids of the sweep give runs of the same folder name; make them "
+                         "differ (a varied key, a method, a seed or a prompt)")
     device = device or rank_device(local_rank)
-    for spec in runs:  # every key and value checked before any work
-        build_config(config, spec, device)
+    for c, spec in jobs:  # every key and value checked before any work
+        build_config(c, spec, device)
     if device.startswith("cuda"):
         torch.cuda.set_device(torch.device(device))
     store = _store(rank, world, timeout_hours) if world > 1 else None
@@ -551,12 +557,12 @@ def run_sweep(
     sweep_dir.mkdir(parents=True, exist_ok=True)
     if rank == 0:
         (sweep_dir / "sweep.json").write_text(json.dumps(
-            {**dataclasses.asdict(config), "world_size": world,
-             "runs": [r.run_id for r in runs]}, indent=2))
+            {"grids": [dataclasses.asdict(c) for c in configs], "world_size": world,
+             "runs": ids}, indent=2))
     rows = []
-    for spec in runs[rank::world]:
+    for c, spec in jobs[rank::world]:
         try:
-            rows.append(run_one(config, spec, sweep_dir, device, probe))
+            rows.append(run_one(c, spec, sweep_dir, device, probe))
         except Exception as err:  # noqa: BLE001 - record it, run the others
             rows.append({**spec.row(), "status": "failed",
                          "error": f"{type(err).__name__}: {err}"})

@@ -379,25 +379,38 @@ class Trainer:
         if cfg.antithetic:
             idx = torch.arange(n_render, device=self.device).repeat_interleave(2)
             cameras = cameras[idx]
-            out = RenderOutput(*(None if v is None else v[idx] for v in
-                                 (out.rgb, out.depth, out.opacity, out.normals)))
+            out = out.select(idx)
             latents = latents[idx]
         return cameras, out, latents
 
-    def make_draw(self, cameras: Cameras, out: RenderOutput, latents: Tensor) -> Draw:
+    def make_draw(
+        self,
+        cameras: Cameras,
+        out: RenderOutput,
+        latents: Tensor,
+        t: Tensor | None = None,
+        eps: Tensor | None = None,
+    ) -> Draw:
         """Draws ``t`` and ``ε`` for the batch (on the CPU generator, for the same numbers on
-        every device), noises the latents and calls the prior once: a :class:`Draw`."""
+        every device), noises the latents and calls the prior once: a :class:`Draw`.
+
+        ``t`` ``[B]`` and ``ε`` ``[B, C, h, w]`` (CPU tensors) may be given instead (the
+        variance decomposition fixes them by design); then nothing is drawn.
+        """
         cfg = self.config
         b = latents.shape[0]
         abar = self.prior.alphas_cumprod
         n = b // 2 if cfg.antithetic else b
-        t_cpu = sample_timesteps(cfg.timesteps, self.step_count, n,
-                                 self.prior.num_train_timesteps, generator=self.generator,
-                                 stratified=cfg.stratified)
-        eps_cpu = torch.randn((n, *latents.shape[1:]), generator=self.generator)
-        if cfg.antithetic:  # pairs (ε, −ε) at one t
-            t_cpu = t_cpu.repeat_interleave(2)
-            eps_cpu = torch.stack([eps_cpu, -eps_cpu], dim=1).flatten(0, 1)
+        if t is not None and eps is not None:
+            t_cpu, eps_cpu = t, eps
+        else:
+            t_cpu = sample_timesteps(cfg.timesteps, self.step_count, n,
+                                     self.prior.num_train_timesteps, generator=self.generator,
+                                     stratified=cfg.stratified)
+            eps_cpu = torch.randn((n, *latents.shape[1:]), generator=self.generator)
+            if cfg.antithetic:  # pairs (ε, −ε) at one t
+                t_cpu = t_cpu.repeat_interleave(2)
+                eps_cpu = torch.stack([eps_cpu, -eps_cpu], dim=1).flatten(0, 1)
         t = to_device(t_cpu, self.device)
         eps = to_device(eps_cpu, self.device)
         x = latents.detach()

@@ -16,27 +16,9 @@ PROMPT = "a small red sphere"
 
 
 @pytest.fixture(scope="module")
-def tiny_priors(tmp_path_factory):
-    """Tiny random SD and DPT folders (16² images), as tests/test_train.py builds them."""
-    from sdlib.priors.build import (
-        DPTArchitecture,
-        SDArchitecture,
-        build_dpt,
-        build_sd_components,
-        save_dpt,
-        save_sd,
-    )
-
-    root = tmp_path_factory.mktemp("priors")
-    arch = SDArchitecture(image_size=16, vae_channels=(16, 16), unet_channels=(16, 32, 32),
-                          unet_layers_per_block=1, attention_head_dim=8, text_hidden=32,
-                          text_layers=1, text_heads=2, norm_groups=8)
-    save_sd(root / "sd", build_sd_components(arch, [PROMPT]))
-    save_dpt(root / "dpt", build_dpt(DPTArchitecture(image_size=16, patch_size=4, hidden_size=32,
-                                                     num_layers=4, num_heads=2,
-                                                     neck_hidden_sizes=(8, 16, 32, 32),
-                                                     fusion_hidden_size=16)))
-    return root
+def tiny_priors(tiny_prior_folders):
+    """Tiny random SD and DPT folders (16² images), built once in tests/conftest.py."""
+    return tiny_prior_folders
 
 
 def _config(root=None, method: str = "ssd", **overrides):

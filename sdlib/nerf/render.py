@@ -42,6 +42,7 @@ Two samplers feed the same nerfacc rendering functions:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Literal
@@ -127,6 +128,17 @@ class RenderOutput:
     """``[B, H, W, 3]`` opacity-weighted normals ``sum_i w_i n_i`` (None if not computed)."""
     depth_sum: Tensor | None = None
     """``[B, H, W]`` accumulated ``sum_i w_i t_i`` = ``depth * opacity`` (not normalised)."""
+
+    def select(self, index: Tensor, detach: bool = False) -> RenderOutput:
+        """The renders at batch positions ``index`` ``[B']`` (repeats allowed), optionally
+        detached."""
+        def pick(v: Tensor | None) -> Tensor | None:
+            if v is None:
+                return None
+            return (v.detach() if detach else v)[index]
+
+        return RenderOutput(**{f.name: pick(getattr(self, f.name))
+                               for f in dataclasses.fields(self)})
 
 
 EMPTY_OPACITY = 1e-6
