@@ -463,7 +463,7 @@ def run_one(sweep: SweepConfig, spec: RunSpec, sweep_dir: str | Path, device: st
         "steps": result.steps,
         "train_seconds": seconds.get(result.steps, math.nan),
         "wall_seconds": wall,
-        **{f"final_{k}": v for k, v in result.metrics.items() if k != "step"},
+        **{f"final_{k}": v for k, v in result.metrics.items() if k not in ("step", "train_seconds")},
         "evals": evals,
     }
     done.write_text(json.dumps(row, indent=2))
@@ -484,7 +484,7 @@ def rank_device(local_rank: int) -> str:
     return "cpu"
 
 
-_TIMING = ("train_seconds", "wall_seconds", "probe_seconds")
+_TIMING = ("train_seconds", "wall_seconds", "probe_seconds", "final_train_seconds")
 
 
 def _flat(row: dict[str, Any]) -> dict[str, Any]:
