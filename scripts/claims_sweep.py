@@ -9,8 +9,8 @@ Grids (each a list of :class:`sdlib.sweep.SweepConfig`, run as one sweep):
   (the paper's depth baseline and learned channel μ), VSD, "SDS + μ(t) + stratified"}.
   Every run is evaluated every ``eval_every`` steps (ground-truth metrics with the seconds of
   training so far: Fig. 7) and probed at 5 checkpoints (Fig. 5): a paired design of
-  4 cameras × 4 timesteps × 4 noises, its own estimator and SDS on the same draws, split by the
-  law of total variance. At the last step, runs of seed 0 get the full probe: 8 × 6 × 16 draws
+  4 cameras × 3 timesteps × 4 noises, its own estimator and SDS on the same draws, split by the
+  law of total variance. At the last step, runs of seed 0 get the full probe: 6 × 4 × 8 draws
   with plain Monte Carlo, SDS, SSD with μ ≡ 1 and its own estimator, in θ and latent space, the
   per-cell oracle coefficients of SDS's and SSD's control variates (Fig. 40), and for the SDS
   runs the batch efficiency of every estimator and sampling design (issue 12, notebook 44).
@@ -44,11 +44,11 @@ PROMPTS = (
     "a table lamp with a yellow shade",
     "a birthday cake with candles",
 )
-COMMON = ("turntable_frames=0", "mesh_resolution=0", "checkpoint_every=0")
+COMMON = ("turntable_frames=0", "mesh_resolution=0", "checkpoint_every=100")
 COMBO = ("ssd.baseline=constant", "ssd.coefficient_update=binned", "stratified=true")
 """SDS's own ε with a per-timestep coefficient μ(t), stratified t and azimuth."""
-LIGHT = dict(n_cameras=4, n_timesteps=4, n_noises=4)
-FULL = dict(n_cameras=8, n_timesteps=6, n_noises=16)
+LIGHT = dict(n_cameras=4, n_timesteps=3, n_noises=4)
+FULL = dict(n_cameras=6, n_timesteps=4, n_noises=8)
 
 
 def grids(name: str, seeds: tuple[int, ...], steps: int, eval_every: int, prompts,
@@ -145,7 +145,8 @@ def _decompositions(grads: dict, pairs_with: str = "sds") -> dict:
 
 
 def probe_factory(full_at: int, seed0_only: bool = True, light: dict | None = None,
-                  full_design: dict | None = None, n_batches: int = 48):
+                  full_design: dict | None = None, n_batches: int = 48,
+                  efficiency_prompts: tuple[str, ...] | None = None):
     """The probe the sweep calls at its variance steps (see the module docstring)."""
 
     def probe(trainer) -> dict[str, Any]:
@@ -169,7 +170,8 @@ def probe_factory(full_at: int, seed0_only: bool = True, light: dict | None = No
                                  **(full_design or FULL))
         result = {"kind": "full", **_decompositions(grads)}
         del grads
-        if own_is_sds and cfg.stratified is False and cfg.antithetic is False:
+        if (own_is_sds and cfg.stratified is False and cfg.antithetic is False and n_batches > 0
+                and (efficiency_prompts is None or cfg.prompt in efficiency_prompts)):
             from sdlib.control_variates import BinnedCoefficientConfig
 
             binned = BinnedCoefficientConfig(n_bins=10)
@@ -233,18 +235,21 @@ def main() -> None:
     ap.add_argument("--light", type=int, nargs=3, default=None, metavar=("K", "T", "N"))
     ap.add_argument("--full", type=int, nargs=3, default=None, metavar=("K", "T", "N"))
     ap.add_argument("--batches", type=int, default=48, help="batches per efficiency design")
+    ap.add_argument("--efficiency-prompts", type=int, default=None, metavar="K",
+                    help="only the first K prompts' SDS runs get the efficiency table")
     args = ap.parse_args()
     configs = grids(args.grid, tuple(args.seeds), args.steps, args.eval_every, args.prompts,
                     tuple(args.set))
     design = ("n_cameras", "n_timesteps", "n_noises")
     light = dict(zip(design, args.light)) if args.light else None
     full = dict(zip(design, args.full)) if args.full else None
+    eff = None if args.efficiency_prompts is None else tuple(args.prompts[:args.efficiency_prompts])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "priors.json").write_text(json.dumps(priors_manifest(), indent=1))
     table = run_sweep(configs, out, device=args.device,
                       probe=probe_factory(args.steps, light=light, full_design=full,
-                                          n_batches=args.batches))
+                                          n_batches=args.batches, efficiency_prompts=eff))
     if table is not None:
         done = [r for r in table if r.get("status") == "done"]
         print(f"{len(done)} of {len(table)} runs done")

@@ -15,8 +15,8 @@ bool, str, a ``Literal``'s choices, ``X | None`` with ``none``, tuples comma-sep
 Distribution (``torch.distributed``'s ``env://`` rendezvous; the rows, small JSON objects,
 travel through its key-value store)::
 
-    runs   = sorted(grid, key=run_id)
-    mine   = runs[rank::world_size]                  # round-robin
+    runs   = sorted(grid, key=(seed, method != "vsd", run_id))
+    mine   = whenever free: runs[store.add("claim", 1) - 1]   # a shared counter: fast ranks take more
     device = cuda:{LOCAL_RANK % n_gpus}  (else cpu)  # several processes per GPU allowed
 
 Launched without ``torchrun`` (no ``WORLD_SIZE`` in the environment) it is one process.
@@ -58,7 +58,7 @@ import re
 import time
 import types
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -560,7 +560,7 @@ def run_sweep(
             {"grids": [dataclasses.asdict(c) for c in configs], "world_size": world,
              "runs": ids}, indent=2))
     rows = []
-    for c, spec in jobs[rank::world]:
+    for c, spec in _claimed(claim_order(jobs), store):
         try:
             rows.append(run_one(c, spec, sweep_dir, device, probe))
         except Exception as err:  # noqa: BLE001 - record it, run the others
@@ -578,6 +578,23 @@ def run_sweep(
     table = sorted((r for part in gathered for r in part), key=lambda r: r["run_id"])
     write_table(table, sweep_dir)
     return table
+
+
+def claim_order(jobs: list[tuple[Any, RunSpec]]) -> list[tuple[Any, RunSpec]]:
+    """The order in which ranks take runs: seed by seed (a launch cut short still has whole
+    seeds), VSD first within a seed (its steps cost about twice SDS's; the long runs start
+    early so that the ranks finish together), then by ``run_id``."""
+    return sorted(jobs, key=lambda j: (j[1].seed, j[1].method != "vsd", j[1].run_id))
+
+
+def _claimed(jobs: list[tuple[Any, RunSpec]], store: Any) -> Iterator[tuple[Any, RunSpec]]:
+    """This rank's runs: all of them alone; under torchrun, the next unclaimed run each time
+    the rank is free (an atomic counter in the launch's store), so fast ranks take more runs."""
+    if store is None:
+        yield from jobs
+        return
+    while (i := store.add("claim", 1) - 1) < len(jobs):
+        yield jobs[i]
 
 
 def _store(rank: int, world: int, timeout_hours: float) -> Any:
