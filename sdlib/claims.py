@@ -1,0 +1,480 @@
+r"""The paper's claims, measured: a claims sweep turned into tables with intervals.
+
+SteinDreamer (arXiv 2401.00604) claims that SSD's gradient variance is below VSD's, which is
+below SDS's (its Fig. 5), and that SSD converges in 14-22% fewer steps (Fig. 7). This module
+reads the runs of ``scripts/claims_sweep.py`` (one folder per run: ``eval.jsonl``,
+``variance.jsonl``, ``metrics.jsonl``, ``config.json``) or the compact file
+:func:`compact` makes of them (``notes/claims_h200/runs.json.gz``, what the notebooks read), and
+computes every number of notebooks 40-44 and README §7:
+
+* **variance along training** (:func:`variance_curves`, Fig. 5): each method's own estimator,
+  probed at 5 checkpoints of its own trajectory on a paired design of cameras × timesteps ×
+  noises (:func:`sdlib.gradient_variance.paired_gradients`); ``tr Cov`` of one draw's
+  θ-gradient (a count-sketch of the hash grid and MLP, unbiased for squared norms), total and
+  noise-only (:mod:`sdlib.decomposition`). Across runs: the median and a 95% bootstrap interval
+  over runs (prompts × seeds).
+* **paired ratios** (:func:`paired_ratio_curves`): at the *same* θ and on the *same* draws, the
+  method's estimator against SDS's; the geometric mean over runs of
+  $\operatorname{tr}\mathrm{Cov}_\text{own} / \operatorname{tr}\mathrm{Cov}_\text{SDS}$ with a
+  bootstrap interval over runs. Pairing removes the θ-to-θ spread that dominates the unpaired
+  curves.
+* **where the variance lives** (:func:`decomposition_table`, notebook 40): the full probe at the
+  last step: the parts between cameras, between timesteps, their interaction, and noise only, as
+  fractions of SDS's total; plain Monte Carlo $\omega\hat\varepsilon$, SSD with $\mu\equiv1$ and the
+  run's own estimator against SDS; the oracle (the best scalar coefficient per (camera,
+  timestep) cell, cross-fitted) for SDS's control variate $\varepsilon$.
+* **convergence** (:func:`steps_to_threshold`, Fig. 7): for each prompt and seed, the threshold
+  is 95% of SDS's final value of a metric (higher is better); a run's steps to threshold are the
+  first evaluation step at or above it (evaluations every 50 steps; a run that never reaches it is
+  censored: ``inf``). The ratio method/SDS per (prompt, seed) pair, summarised by its median with
+  a paired bootstrap interval (pairs resampled). With censored pairs the median is still defined.
+* **final quality** (:func:`final_quality`): mean of each ground-truth metric with a bootstrap
+  interval over runs, and the paired difference to SDS.
+* **efficiency** (:func:`efficiency_table`, notebook 44): variance per UNet evaluation of each
+  estimator and sampling design at a frozen θ, relative to SDS's, combined over prompts on the
+  log scale (inverse-variance weights from the delta-method standard errors).
+
+Seconds in a sweep that ran 16 processes on one GPU are *contended* seconds: every step waits
+for the others' kernels. They order the methods, but per-step costs in isolation come from
+``scripts/bench_paper_step.py``.
+
+>>> ci = bootstrap_ci([1.0, 2.0, 3.0, 4.0], n_boot=200)
+>>> round(ci.estimate, 2), ci.lo <= ci.estimate <= ci.hi
+(2.5, True)
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "Run", "Interval", "LABELS", "label_of", "load_runs", "load_meta", "compact", "bootstrap_ci",
+    "variance_curves", "paired_ratio_curves", "decomposition_table", "oracle_mu_table",
+    "metric_curves", "steps_to_threshold", "final_quality", "efficiency_table", "METRICS",
+]
+
+METRICS = ("mask_iou", "psnr", "depth_pearson", "classifier_accuracy", "color_delta_e")
+"""The ground-truth metrics of every evaluation (ΔE: lower is better; the others: higher)."""
+
+LABELS = {
+    "sds": "SDS",
+    "ssd": "SSD (paper)",
+    "vsd": "VSD",
+    "ssd:ssd.baseline=constant,ssd.coefficient_update=binned,stratified=true":
+        "SDS + μ(t) + stratified",
+}
+"""Display names of the runs' ``method:varied overrides``."""
+
+
+def label_of(method: str, variant: str = "") -> str:
+    """The display name of a run (``LABELS``, else ``method:variant``)."""
+    key = f"{method}:{variant}" if variant else method
+    return LABELS.get(key, key)
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run of a claims sweep, as the analysis needs it."""
+
+    run_id: str
+    prompt: str
+    method: str
+    seed: int
+    variant: str
+    """The varied overrides, ``key=value`` joined by commas ('' for the method's defaults)."""
+    done: bool
+    """The run reached its last step (``done.json``)."""
+    steps: int
+    """The last training step recorded."""
+    step_ms: float
+    """Median milliseconds per training step (contended: see the module docstring)."""
+    evals: tuple[dict[str, Any], ...] = field(default=())
+    """Evaluation records: ``step``, ``train_seconds`` and the :data:`METRICS`."""
+    variance: tuple[dict[str, Any], ...] = field(default=())
+    """Probe records of ``variance.jsonl`` (``kind`` 'light' or 'full')."""
+
+    @property
+    def label(self) -> str:
+        return label_of(self.method, self.variant)
+
+    @property
+    def pair(self) -> tuple[str, int]:
+        """``(prompt, seed)``: runs of one pair share their prompt and seed."""
+        return (self.prompt, self.seed)
+
+    def final(self, metric: str) -> float:
+        """The metric at the last evaluation (``nan`` without one)."""
+        return float(self.evals[-1][metric]) if self.evals else math.nan
+
+
+def _jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _variant(run_id: str, method: str, seed: int) -> str:
+    head = f"__{method}__seed{seed}"
+    rest = run_id.split(head, 1)[1] if head in run_id else ""
+    return ",".join(p for p in rest.split("__") if p)
+
+
+def _read_run(folder: Path) -> Run | None:
+    cfg_path = folder / "config.json"
+    if not cfg_path.exists():
+        return None
+    cfg = json.loads(cfg_path.read_text())
+    metrics = _jsonl(folder / "metrics.jsonl")
+    last = {}
+    for rec in metrics:  # the last record of each step (a resumed run redoes some)
+        last[int(rec["step"])] = rec
+    evals = {int(e["step"]): e for e in _jsonl(folder / "eval.jsonl") if "mask_iou" in e}
+    for step, e in evals.items():
+        if "train_seconds" not in e and step in last:
+            e["train_seconds"] = last[step].get("train_seconds", math.nan)
+    variance = {int(v["step"]): v for v in _jsonl(folder / "variance.jsonl")}
+    ms = [r["step_ms"] for s, r in last.items() if s > 1 and "step_ms" in r]
+    method, seed = cfg["method"], int(cfg["seed"])
+    return Run(run_id=folder.name, prompt=cfg["prompt"], method=method, seed=seed,
+               variant=_variant(folder.name, method, seed), done=(folder / "done.json").exists(),
+               steps=max(last) if last else 0,
+               step_ms=float(np.median(ms)) if ms else math.nan,
+               evals=tuple(evals[s] for s in sorted(evals)),
+               variance=tuple(variance[s] for s in sorted(variance)))
+
+
+def load_runs(path: str | Path) -> list[Run]:
+    """The runs of a claims sweep: a sweep folder, or a compact ``.json``/``.json.gz`` file.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist or holds no run.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"load_runs: {path} does not exist (a sweep folder or the compact "
+                                "file of sdlib.claims.compact, e.g. notes/claims_h200/runs.json.gz)")
+    if path.is_dir():
+        runs = [r for d in sorted(path.iterdir()) if d.is_dir() and (r := _read_run(d))]
+    else:
+        data = _read_json(path)
+        runs = [Run(**{**r, "evals": tuple(r["evals"]), "variance": tuple(r["variance"])})
+                for r in data["runs"]]
+    if not runs:
+        raise FileNotFoundError(f"load_runs: no run in {path}")
+    return runs
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    return json.loads(raw)
+
+
+def load_meta(path: str | Path) -> dict[str, Any]:
+    """The compact file's ``meta`` (machine, command, sweep grids, the priors' hashes)."""
+    path = Path(path)
+    if path.is_dir():
+        meta = {}
+        for name in ("priors", "sweep"):
+            if (path / f"{name}.json").exists():
+                meta[name] = json.loads((path / f"{name}.json").read_text())
+        return meta
+    return _read_json(path)["meta"]
+
+
+def compact(sweep_dir: str | Path, out: str | Path, **meta: Any) -> Path:
+    """Writes the runs of a sweep folder (without per-step records and checkpoints) and
+    ``meta`` (plus the folder's ``priors.json`` and ``sweep.json``) as gzipped JSON."""
+    runs = load_runs(sweep_dir)
+    meta = {**load_meta(sweep_dir), **meta}
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"meta": meta, "runs": [asdict(r) for r in runs]}
+    out.write_bytes(gzip.compress(json.dumps(payload).encode(), mtime=0))
+    return out
+
+
+# ---------------------------------------------------------------------- statistics
+@dataclass(frozen=True)
+class Interval:
+    """An estimate with a 95% (or ``level``) interval and the number of units behind it."""
+
+    estimate: float
+    lo: float
+    hi: float
+    n: int
+
+    def __str__(self) -> str:
+        return f"{self.estimate:.3g} [{self.lo:.3g}, {self.hi:.3g}] (n={self.n})"
+
+
+def bootstrap_ci(values: Sequence[float], stat: Callable[[np.ndarray], float] = np.mean,
+                 n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> Interval:
+    """``stat`` of ``values`` with a percentile bootstrap interval (units resampled with
+    replacement; ``inf`` values allowed for order statistics). Fewer than 2 values: no interval."""
+    v = np.asarray(list(values), dtype=float)
+    v = v[~np.isnan(v)]
+    if v.size == 0:
+        return Interval(math.nan, math.nan, math.nan, 0)
+    est = float(stat(v))
+    if v.size < 2:
+        return Interval(est, math.nan, math.nan, 1)
+    rng = np.random.default_rng(seed)
+    boots = np.array([stat(v[rng.integers(0, v.size, v.size)]) for _ in range(n_boot)])
+    a = (1 - level) / 2
+    return Interval(est, float(np.quantile(boots, a)), float(np.quantile(boots, 1 - a)), v.size)
+
+
+def _gmean(x: np.ndarray) -> float:
+    return float(np.exp(np.mean(np.log(x))))
+
+
+def _by_label(runs: Iterable[Run]) -> dict[str, list[Run]]:
+    out: dict[str, list[Run]] = {}
+    for r in runs:
+        out.setdefault(r.label, []).append(r)
+    return out
+
+
+def _own_key(run: Run) -> str:
+    return "sds" if run.method == "sds" and not run.variant else "own"
+
+
+# ---------------------------------------------------------------------- variance
+def variance_curves(runs: Sequence[Run], space: str = "theta", part: str = "total",
+                    n_boot: int = 2000) -> dict[str, dict[str, list[Any]]]:
+    """Each method's own estimator's variance part at each probe step, over runs.
+
+    Returns ``{label: {"step": [...], "median": [...], "lo": [...], "hi": [...], "n": [...]}}``
+    (median over runs of ``tr Cov`` of one draw's gradient, 95% bootstrap interval).
+    """
+    out = {}
+    for label, rs in _by_label(runs).items():
+        per_step: dict[int, list[float]] = {}
+        for r in rs:
+            for rec in r.variance:
+                d = rec[space].get(_own_key(r))
+                if d is not None:
+                    per_step.setdefault(int(rec["step"]), []).append(d[part])
+        curve: dict[str, list[Any]] = {"step": [], "median": [], "lo": [], "hi": [], "n": []}
+        for step in sorted(per_step):
+            ci = bootstrap_ci(per_step[step], np.median, n_boot=n_boot)
+            for k, v in zip(curve, (step, ci.estimate, ci.lo, ci.hi, ci.n)):
+                curve[k].append(v)
+        out[label] = curve
+    return out
+
+
+def paired_ratio_curves(runs: Sequence[Run], space: str = "theta", part: str = "total",
+                        n_boot: int = 2000) -> dict[str, dict[str, list[Any]]]:
+    """At each probe step, the run's own estimator over SDS's on the same θ and draws.
+
+    Returns ``{label: {"step", "gmean", "lo", "hi", "n"}}``: the geometric mean over runs of
+    ``part_own / part_SDS`` with a bootstrap interval (SDS's own runs are left out: ratio 1).
+    """
+    out = {}
+    for label, rs in _by_label(runs).items():
+        per_step: dict[int, list[float]] = {}
+        for r in rs:
+            if _own_key(r) == "sds":
+                continue
+            for rec in r.variance:
+                d = rec[space].get("own")
+                if d is not None and f"{part}_ratio_to_sds" in d:
+                    ratio = d[f"{part}_ratio_to_sds"][0]
+                    if ratio > 0:
+                        per_step.setdefault(int(rec["step"]), []).append(ratio)
+        if not per_step:
+            continue
+        curve: dict[str, list[Any]] = {"step": [], "gmean": [], "lo": [], "hi": [], "n": []}
+        for step in sorted(per_step):
+            ci = bootstrap_ci(per_step[step], _gmean, n_boot=n_boot)
+            for k, v in zip(curve, (step, ci.estimate, ci.lo, ci.hi, ci.n)):
+                curve[k].append(v)
+        out[label] = curve
+    return out
+
+
+PARTS = ("between_cameras", "between_timesteps", "interaction", "noise_only")
+
+
+def decomposition_table(runs: Sequence[Run], space: str = "theta",
+                        n_boot: int = 2000) -> dict[str, Any]:
+    """The full probes (last step): where SDS's variance lives and what each estimator leaves.
+
+    Returns ``{"fractions": {part: Interval}}`` (SDS's parts over its total, mean over runs),
+    ``{"ratios": {estimator: {"total"|"noise_only": Interval}}}`` (geometric mean over runs of
+    the paired ratio to SDS; estimators ``mc``, ``ssd_mu1`` and ``own:<label>``), and
+    ``{"oracle": Interval}``: the cross-fitted per-cell oracle's noise-only part of plain Monte
+    Carlo ``ωε̂`` over SDS's noise-only part (below 1: a per-cell coefficient on ε beats SDS's
+    coefficient 1), and ``"n_runs"``.
+    """
+    full = [(r, rec) for r in runs for rec in r.variance if rec.get("kind") == "full"]
+    fractions = {p: bootstrap_ci([rec[space]["sds"][p] / rec[space]["sds"]["total"]
+                                  for _, rec in full], n_boot=n_boot) for p in PARTS}
+    ratios: dict[str, dict[str, Interval]] = {}
+    names = [("mc", "mc"), ("ssd_mu1", "ssd_mu1")]
+    for key, name in names + [("own", None)]:
+        for part in ("total", "noise_only"):
+            groups: dict[str, list[float]] = {}
+            for r, rec in full:
+                d = rec[space].get(key)
+                if d is None:
+                    continue
+                g = name or f"own:{r.label}"
+                groups.setdefault(g, []).append(d[f"{part}_ratio_to_sds"][0])
+            for g, vals in groups.items():
+                vals = [v for v in vals if v > 0]
+                ratios.setdefault(g, {})[part] = bootstrap_ci(vals, _gmean, n_boot=n_boot)
+    oracle = [rec[space]["oracle_sds"]["split"] / rec[space]["sds"]["noise_only"]
+              for _, rec in full if "oracle_sds" in rec[space]
+              and rec[space]["sds"]["noise_only"] > 0]
+    return {"fractions": fractions, "ratios": ratios,
+            "oracle": bootstrap_ci(oracle, _gmean, n_boot=n_boot), "n_runs": len(full)}
+
+
+def oracle_mu_table(runs: Sequence[Run], space: str = "latent") -> dict[str, np.ndarray]:
+    """The per-cell best coefficient of SDS's control variate ε against the timestep, pooled
+    over the full probes: ``{"t": [M], "mu": [M], "mu_sd": [M]}`` (one entry per probed t)."""
+    t, mu, sd = [], [], []
+    for r in runs:
+        for rec in r.variance:
+            if rec.get("kind") == "full" and "oracle_sds" in rec[space]:
+                o = rec[space]["oracle_sds"]
+                t += list(rec["t"])
+                mu += list(o["mu_per_t"])
+                sd += list(o["mu_per_t_sd"])
+    order = np.argsort(t)
+    return {k: np.asarray(v, dtype=float)[order] for k, v in (("t", t), ("mu", mu), ("mu_sd", sd))}
+
+
+# ---------------------------------------------------------------------- convergence
+def metric_curves(runs: Sequence[Run], metric: str = "mask_iou", x: str = "step",
+                  n_boot: int = 1000) -> dict[str, dict[str, list[Any]]]:
+    """A metric against steps (``x="step"``) or training seconds (``x="train_seconds"``: the
+    runs' median seconds at each evaluation step), mean and 95% bootstrap interval over runs.
+    Only finished runs enter, so every point has the same runs."""
+    if metric not in METRICS:
+        raise ValueError(f"metric_curves: metric={metric!r}; accepted: {', '.join(METRICS)}")
+    if x not in ("step", "train_seconds"):
+        raise ValueError(f"metric_curves: x={x!r}; accepted: step, train_seconds")
+    out = {}
+    for label, rs in _by_label(r for r in runs if r.done).items():
+        steps = sorted({int(e["step"]) for r in rs for e in r.evals})
+        curve: dict[str, list[Any]] = {"x": [], "mean": [], "lo": [], "hi": [], "n": []}
+        for s in steps:
+            vals = [float(e[metric]) for r in rs for e in r.evals if int(e["step"]) == s]
+            xs = [float(e.get("train_seconds", math.nan)) for r in rs for e in r.evals
+                  if int(e["step"]) == s]
+            ci = bootstrap_ci(vals, np.mean, n_boot=n_boot)
+            xv = s if x == "step" else float(np.nanmedian(xs))
+            for k, v in zip(curve, (xv, ci.estimate, ci.lo, ci.hi, ci.n)):
+                curve[k].append(v)
+        out[label] = curve
+    return out
+
+
+def _first_reach(run: Run, metric: str, threshold: float, x: str) -> float:
+    for e in run.evals:
+        if float(e[metric]) >= threshold:
+            return float(e["step"] if x == "step" else e.get("train_seconds", math.nan))
+    return math.inf
+
+
+def steps_to_threshold(runs: Sequence[Run], metric: str = "mask_iou", fraction: float = 0.95,
+                       x: str = "step", n_boot: int = 2000) -> dict[str, dict[str, Any]]:
+    """Steps (or seconds) to reach ``fraction`` × SDS's final value, as ratios to SDS's.
+
+    For each (prompt, seed) with a finished SDS run and a finished run of the method, the
+    threshold is ``fraction * SDS_final`` (``metric`` must be higher-is-better); the ratio is
+    ``x_method / x_SDS`` (``inf`` if the method never reaches it: censored).
+
+    Returns ``{label: {"median": Interval, "ratios": [...], "pairs": [...], "censored": int}}``
+    (median ratio over pairs with a paired bootstrap interval).
+    """
+    if metric == "color_delta_e":
+        raise ValueError("steps_to_threshold: color_delta_e is lower-is-better; accepted: "
+                         "mask_iou, psnr, depth_pearson, classifier_accuracy")
+    done = [r for r in runs if r.done]
+    sds = {r.pair: r for r in done if r.label == "SDS"}
+    out = {}
+    for label, rs in _by_label(done).items():
+        if label == "SDS":
+            continue
+        ratios, pairs = [], []
+        for r in rs:
+            base = sds.get(r.pair)
+            if base is None:
+                continue
+            thr = fraction * base.final(metric)
+            x_base = _first_reach(base, metric, thr, x)
+            x_own = _first_reach(r, metric, thr, x)
+            ratios.append(x_own / x_base)
+            pairs.append(r.pair)
+        if ratios:
+            out[label] = {"median": bootstrap_ci(ratios, np.median, n_boot=n_boot),
+                          "ratios": ratios, "pairs": pairs,
+                          "censored": int(sum(math.isinf(v) for v in ratios))}
+    return out
+
+
+def final_quality(runs: Sequence[Run], metrics: Sequence[str] = METRICS,
+                  n_boot: int = 2000) -> dict[str, dict[str, dict[str, Interval]]]:
+    """Final metrics of finished runs: ``{label: {metric: {"mean": Interval, "diff_to_sds":
+    Interval}}}`` (the difference paired by (prompt, seed) with SDS's run)."""
+    done = [r for r in runs if r.done]
+    sds = {r.pair: r for r in done if r.label == "SDS"}
+    out: dict[str, dict[str, dict[str, Interval]]] = {}
+    for label, rs in _by_label(done).items():
+        out[label] = {}
+        for m in metrics:
+            diffs = [r.final(m) - sds[r.pair].final(m) for r in rs if r.pair in sds]
+            out[label][m] = {"mean": bootstrap_ci([r.final(m) for r in rs], n_boot=n_boot),
+                             "diff_to_sds": bootstrap_ci(diffs, n_boot=n_boot)}
+    return out
+
+
+# ---------------------------------------------------------------------- efficiency
+def efficiency_table(runs: Sequence[Run]) -> dict[str, dict[str, Any]]:
+    """Variance per UNet evaluation of each design relative to SDS's, over the probed θs.
+
+    Each θ gives ``r = v_design / v_SDS`` with ``se(log r)² = (se_d/v_d)² + (se_S/v_S)²``
+    (independent batches, delta method); θs are combined on the log scale with inverse-variance
+    weights. Returns ``{design: {"ratio": Interval (95%, normal on the log scale), "per_theta":
+    [...], "ratio_x_time": geometric mean over θs (contended seconds), "mean_diff_to_sds":
+    mean ‖mean_design − mean_SDS‖ / ‖mean_SDS‖}}``.
+    """
+    recs = [rec["efficiency"] for r in runs for rec in r.variance if "efficiency" in rec]
+    if not recs:
+        return {}
+    out = {}
+    for name in recs[0]:
+        logs, ws, per, times, diffs = [], [], [], [], []
+        for e in recs:
+            d, s = e[name], e["sds"]
+            r = d["per_evaluation"] / s["per_evaluation"]
+            se2 = ((d["per_evaluation_se"] / d["per_evaluation"]) ** 2
+                   + (s["per_evaluation_se"] / s["per_evaluation"]) ** 2)
+            per.append(r)
+            times.append(d["ratio_x_time"])
+            diffs.append(d["mean_diff_to_sds_norm"] / max(s["mean_norm"], 1e-12))
+            if name != "sds":
+                logs.append(math.log(r))
+                ws.append(1.0 / se2)
+        if name == "sds":
+            ci = Interval(1.0, 1.0, 1.0, len(recs))
+        else:
+            w = np.asarray(ws)
+            m = float(np.sum(w * np.asarray(logs)) / w.sum())
+            se = float(1.0 / math.sqrt(w.sum()))
+            ci = Interval(math.exp(m), math.exp(m - 1.96 * se), math.exp(m + 1.96 * se), len(recs))
+        out[name] = {"ratio": ci, "per_theta": per, "ratio_x_time": _gmean(np.asarray(times)),
+                     "mean_diff_to_sds": float(np.mean(diffs))}
+    return out
