@@ -52,7 +52,7 @@ FULL = dict(n_cameras=6, n_timesteps=4, n_noises=8)
 
 
 def grids(name: str, seeds: tuple[int, ...], steps: int, eval_every: int, prompts,
-          extra: tuple[str, ...] = ()) -> list:
+          extra: tuple[str, ...] = (), methods: tuple[str, ...] | None = None) -> list:
     from sdlib.sweep import SweepConfig
 
     probe_steps = tuple(sorted({max(1, round(steps * f)) for f in (0.2, 0.4, 0.6, 0.8, 1.0)}))
@@ -60,8 +60,13 @@ def grids(name: str, seeds: tuple[int, ...], steps: int, eval_every: int, prompt
     base = dict(prompts=tuple(prompts), seeds=seeds, steps=steps, eval_every=eval_every,
                 overrides=common, variance_steps=probe_steps)
     if name == "main":
-        return [SweepConfig(methods=("sds", "ssd", "vsd"), **base),
-                SweepConfig(methods=("ssd",), vary=COMBO, **base)]
+        keep = methods or ("sds", "ssd", "vsd", "combo")
+        out = []
+        if plain := tuple(m for m in ("sds", "ssd", "vsd") if m in keep):
+            out.append(SweepConfig(methods=plain, **base))
+        if "combo" in keep:
+            out.append(SweepConfig(methods=("ssd",), vary=COMBO, **base))
+        return out
     if name == "ablations":
         base = {**base, "variance_steps": ()}
         return [
@@ -230,6 +235,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--eval-every", type=int, default=100)
     ap.add_argument("--prompts", nargs="+", default=list(PROMPTS))
+    ap.add_argument("--methods", nargs="+", default=None, choices=["sds", "ssd", "vsd", "combo"],
+                    help="main grid: only these (combo: SDS + μ(t) + stratified)")
     ap.add_argument("--device", default=None)
     ap.add_argument("--set", action="append", default=[], help="extra key=value override")
     ap.add_argument("--light", type=int, nargs=3, default=None, metavar=("K", "T", "N"))
@@ -239,7 +246,7 @@ def main() -> None:
                     help="only the first K prompts' SDS runs get the efficiency table")
     args = ap.parse_args()
     configs = grids(args.grid, tuple(args.seeds), args.steps, args.eval_every, args.prompts,
-                    tuple(args.set))
+                    tuple(args.set), tuple(args.methods) if args.methods else None)
     design = ("n_cameras", "n_timesteps", "n_noises")
     light = dict(zip(design, args.light)) if args.light else None
     full = dict(zip(design, args.full)) if args.full else None

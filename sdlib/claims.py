@@ -59,6 +59,7 @@ __all__ = [
     "Run", "Interval", "LABELS", "label_of", "load_runs", "load_meta", "compact", "bootstrap_ci",
     "variance_curves", "paired_ratio_curves", "decomposition_table", "oracle_mu_table",
     "metric_curves", "steps_to_threshold", "final_quality", "efficiency_table", "METRICS",
+    "smoke_sweep", "SMOKE_ARGS", "plot_curves", "COLOURS",
 ]
 
 METRICS = ("mask_iou", "psnr", "depth_pearson", "classifier_accuracy", "color_delta_e")
@@ -478,3 +479,66 @@ def efficiency_table(runs: Sequence[Run]) -> dict[str, dict[str, Any]]:
         out[name] = {"ratio": ci, "per_theta": per, "ratio_x_time": _gmean(np.asarray(times)),
                      "mean_diff_to_sds": float(np.mean(diffs))}
     return out
+
+
+# ---------------------------------------------------------------------- a tiny sweep (CI)
+SMOKE_ARGS = (
+    "main", "--prompts", "a brown teddy bear", "--methods", "sds", "ssd", "--seeds", "0",
+    "--steps", "4", "--eval-every", "2", "--device", "cpu", "--light", "2", "2", "3",
+    "--full", "2", "2", "4", "--batches", "0",
+    "--set", "render_size=16", "--set", "eval_size=16", "--set", "batch_size=1",
+    "--set", "nerf.grid.n_levels=2", "--set", "nerf.grid.log2_table_size=8",
+    "--set", "nerf.grid.base_resolution=4", "--set", "render.n_samples=12",
+)
+"""``scripts/claims_sweep.py`` at toy sizes: SDS and SSD, one prompt, 4 steps, probes at every
+step (light) and the last (full), on the CPU, with random 16² priors
+(:func:`sdlib.priors.build.save_tiny_priors`): it checks the machinery, not the science."""
+
+
+def smoke_sweep(folder: str | Path | None = None, timeout: float = 600) -> Path:
+    """Runs the real claims sweep script at :data:`SMOKE_ARGS` sizes (one process, CPU) into
+    ``folder`` (default: ``outputs/claims_smoke`` in the repository, git-ignored) and returns it.
+    Finished runs are kept, so a second call (another notebook) costs only the reading."""
+    import subprocess
+    import sys
+
+    from sdlib.figures import REPO_ROOT
+
+    from sdlib.priors.build import save_tiny_priors
+
+    folder = Path(folder) if folder else REPO_ROOT / "outputs" / "claims_smoke"
+    priors = folder.parent / f"{folder.name}_priors"
+    if not (priors / "dpt").exists():
+        save_tiny_priors(priors, [SMOKE_ARGS[2]])
+    env = {**__import__("os").environ, "OMP_NUM_THREADS": "2",
+           "PYTHONPATH": str(REPO_ROOT)}
+    cmd = [sys.executable, str(REPO_ROOT / "scripts" / "claims_sweep.py"), *SMOKE_ARGS[:1],
+           "--out", str(folder), *SMOKE_ARGS[1:],
+           "--set", f"prior={priors / 'sd'}", "--set", f"depth={priors / 'dpt'}"]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    if out.returncode != 0:
+        raise RuntimeError(f"smoke_sweep: {' '.join(cmd)} failed:\n{out.stderr[-3000:]}")
+    return folder
+
+
+# ---------------------------------------------------------------------- figures
+COLOURS = {"SDS": "#1f77b4", "SSD (paper)": "#d62728", "VSD": "#2ca02c",
+           "SDS + μ(t) + stratified": "#9467bd"}
+
+
+def _colour(label: str) -> str:
+    return COLOURS.get(label, "#7f7f7f")
+
+
+def plot_curves(ax: Any, curves: dict[str, dict[str, list[Any]]], y: str, x: str = "step",
+                log: bool = False, ref: float | None = None) -> None:
+    """Draws ``curves[label][y]`` against ``[x]`` with the ``lo``-``hi`` band, one colour per
+    method (:data:`COLOURS`)."""
+    for label, c in curves.items():
+        xs = np.asarray(c[x], dtype=float)
+        ax.plot(xs, c[y], "o-", ms=3, color=_colour(label), label=label)
+        ax.fill_between(xs, c["lo"], c["hi"], color=_colour(label), alpha=0.18, lw=0)
+    if ref is not None:
+        ax.axhline(ref, color="k", lw=0.8, ls=":")
+    if log:
+        ax.set_yscale("log")

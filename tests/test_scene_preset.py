@@ -92,24 +92,10 @@ def test_classifier_accuracy_by_class_name() -> None:
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     from sdlib.priors import DepthPrior, DiffusionPrior
-    from sdlib.priors.build import (
-        DPTArchitecture,
-        SDArchitecture,
-        build_dpt,
-        build_sd_components,
-        save_dpt,
-        save_sd,
-    )
+    from sdlib.priors.build import save_tiny_priors
 
     root = tmp_path_factory.mktemp("priors")
-    arch = SDArchitecture(image_size=16, vae_channels=(16, 16), unet_channels=(16, 32, 32),
-                          unet_layers_per_block=1, attention_head_dim=8, text_hidden=32,
-                          text_layers=1, text_heads=2, norm_groups=8)
-    save_sd(root / "sd", build_sd_components(arch, [PROMPT]))
-    save_dpt(root / "dpt", build_dpt(DPTArchitecture(image_size=16, patch_size=4, hidden_size=32,
-                                                     num_layers=4, num_heads=2,
-                                                     neck_hidden_sizes=(8, 16, 32, 32),
-                                                     fusion_hidden_size=16)))
+    save_tiny_priors(root, [PROMPT])
     return root, DiffusionPrior(model=str(root / "sd"), device="cpu"), \
         DepthPrior(model=str(root / "dpt"), device="cpu")
 

@@ -30,6 +30,9 @@ __all__ = [
     "build_dpt_hybrid",
     "SD21_SHAPED_TINY",
     "SPECIAL_TOKENS",
+    "TINY_SD",
+    "TINY_DPT",
+    "save_tiny_priors",
 ]
 
 SPECIAL_TOKENS = ("<|startoftext|>", "<|endoftext|>")
@@ -411,3 +414,23 @@ def build_dpt_hybrid(seed: int = 0, tiny: bool = False):
         neck_ignore_stages=[0, 1],
     )
     return DPTForDepthEstimation(config)
+
+
+TINY_SD = SDArchitecture(image_size=16, vae_channels=(16, 16), unet_channels=(16, 32, 32),
+                         unet_layers_per_block=1, attention_head_dim=8, text_hidden=32,
+                         text_layers=1, text_heads=2, norm_groups=8)
+"""A random Stable Diffusion of 16² images (2² latents) for tests and CPU smoke runs."""
+TINY_DPT = DPTArchitecture(image_size=16, patch_size=4, hidden_size=32, num_layers=4, num_heads=2,
+                           neck_hidden_sizes=(8, 16, 32, 32), fusion_hidden_size=16)
+"""A random DPT of 16² images for tests and CPU smoke runs."""
+
+
+def save_tiny_priors(root: str | os.PathLike, prompts: list[str], seed: int = 0) -> Path:
+    """Saves random :data:`TINY_SD` (``root/sd``, its tokenizer knowing ``prompts``' words) and
+    :data:`TINY_DPT` (``root/dpt``) in the shipped priors' formats; returns ``root``. They load
+    as any prior does (``TrainConfig(prior=root/"sd", depth=root/"dpt")``) and say nothing about
+    quality: they make a pipeline run in seconds on a CPU."""
+    root = Path(root)
+    save_sd(root / "sd", build_sd_components(TINY_SD, list(prompts), seed=seed))
+    save_dpt(root / "dpt", build_dpt(TINY_DPT, seed=seed))
+    return root
