@@ -59,7 +59,8 @@ __all__ = [
     "Run", "Interval", "LABELS", "label_of", "load_runs", "load_meta", "compact", "bootstrap_ci",
     "variance_curves", "paired_ratio_curves", "decomposition_table", "oracle_mu_table",
     "metric_curves", "steps_to_threshold", "final_quality", "efficiency_table", "METRICS",
-    "smoke_sweep", "SMOKE_ARGS", "plot_curves", "COLOURS",
+    "smoke_sweep", "SMOKE_ARGS", "plot_curves", "COLOURS", "COMMITTED", "resolve_sweep",
+    "priors_digest",
 ]
 
 METRICS = ("mask_iou", "psnr", "depth_pearson", "classifier_accuracy", "color_delta_e")
@@ -230,7 +231,9 @@ def bootstrap_ci(values: Sequence[float], stat: Callable[[np.ndarray], float] = 
     rng = np.random.default_rng(seed)
     boots = np.array([stat(v[rng.integers(0, v.size, v.size)]) for _ in range(n_boot)])
     a = (1 - level) / 2
-    return Interval(est, float(np.quantile(boots, a)), float(np.quantile(boots, 1 - a)), v.size)
+    q = dict(method="inverted_cdf")  # no interpolation: an infinite (censored) value stays inf
+    return Interval(est, float(np.quantile(boots, a, **q)), float(np.quantile(boots, 1 - a, **q)),
+                    v.size)
 
 
 def _gmean(x: np.ndarray) -> float:
@@ -358,16 +361,23 @@ def oracle_mu_table(runs: Sequence[Run], space: str = "latent") -> dict[str, np.
 
 # ---------------------------------------------------------------------- convergence
 def metric_curves(runs: Sequence[Run], metric: str = "mask_iou", x: str = "step",
-                  n_boot: int = 1000) -> dict[str, dict[str, list[Any]]]:
+                  n_boot: int = 1000, common: bool = True) -> dict[str, dict[str, list[Any]]]:
     """A metric against steps (``x="step"``) or training seconds (``x="train_seconds"``: the
     runs' median seconds at each evaluation step), mean and 95% bootstrap interval over runs.
-    Only finished runs enter, so every point has the same runs."""
+    Only finished runs enter, so every point has the same runs; with ``common`` only the
+    (prompt, seed) pairs finished by every method, so that the methods' curves compare the
+    same prompts and seeds."""
     if metric not in METRICS:
         raise ValueError(f"metric_curves: metric={metric!r}; accepted: {', '.join(METRICS)}")
     if x not in ("step", "train_seconds"):
         raise ValueError(f"metric_curves: x={x!r}; accepted: step, train_seconds")
+    done = [r for r in runs if r.done]
+    if common:
+        groups = _by_label(done).values()
+        keep = set.intersection(*({r.pair for r in rs} for rs in groups)) if done else set()
+        done = [r for r in done if r.pair in keep]
     out = {}
-    for label, rs in _by_label(r for r in runs if r.done).items():
+    for label, rs in _by_label(done).items():
         steps = sorted({int(e["step"]) for r in rs for e in r.evals})
         curve: dict[str, list[Any]] = {"x": [], "mean": [], "lo": [], "hi": [], "n": []}
         for s in steps:
@@ -542,3 +552,23 @@ def plot_curves(ax: Any, curves: dict[str, dict[str, list[Any]]], y: str, x: str
         ax.axhline(ref, color="k", lw=0.8, ls=":")
     if log:
         ax.set_yscale("log")
+
+
+COMMITTED = Path(__file__).resolve().parent.parent / "notes" / "claims_h200" / "runs.json.gz"
+"""The committed H200 claims sweep (see its ``meta`` for machine, command and priors)."""
+
+
+def resolve_sweep(sweep: str | Path = "", smoke: bool = False) -> Path:
+    """What a notebook reads: ``sweep`` if given; else the tiny CPU sweep when ``smoke`` (run
+    now, :func:`smoke_sweep`); else :data:`COMMITTED`."""
+    if str(sweep):
+        return Path(sweep)
+    return smoke_sweep() if smoke else COMMITTED
+
+
+def priors_digest(meta: dict[str, Any]) -> str:
+    """One short hash of the priors' file hashes in ``meta["priors"]`` (what a sidecar names)."""
+    import hashlib
+
+    items = sorted((meta.get("priors") or {}).items())
+    return hashlib.sha256(json.dumps(items).encode()).hexdigest()[:12] if items else "unknown"
