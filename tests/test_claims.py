@@ -1,0 +1,98 @@
+"""sdlib.claims: the statistics behind notebooks 40-44, on synthetic runs with known answers and
+on the committed H200 sweep."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from sdlib import claims
+from sdlib.claims import Run
+
+
+def _run(label_method: str, prompt: str, seed: int, iou: list[float], variant: str = "",
+         done: bool = True) -> Run:
+    evals = tuple({"step": 50 * (i + 1), "mask_iou": v, "psnr": 10 * v, "depth_pearson": v,
+                   "classifier_accuracy": 1.0, "color_delta_e": 20.0,
+                   "train_seconds": 5.0 * (i + 1)} for i, v in enumerate(iou))
+    return Run(run_id=f"{prompt}__{label_method}__seed{seed}", prompt=prompt,
+               method=label_method, seed=seed, variant=variant, done=done,
+               steps=50 * len(iou), step_ms=100.0, evals=evals)
+
+
+def test_bootstrap_interval_covers_the_mean_and_keeps_censored_values_infinite() -> None:
+    rng = np.random.default_rng(0)
+    ci = claims.bootstrap_ci(rng.normal(3.0, 1.0, 400), n_boot=500)
+    assert ci.lo < 3.0 < ci.hi and ci.n == 400
+    med = claims.bootstrap_ci([1.0, 2.0, math.inf, math.inf, math.inf], np.median, n_boot=300)
+    assert med.estimate == math.inf and med.hi == math.inf and not math.isnan(med.lo)
+    assert claims.bootstrap_ci([]).n == 0 and math.isnan(claims.bootstrap_ci([1.0]).lo)
+
+
+def test_steps_to_threshold_ratios_and_censoring() -> None:
+    runs = [
+        _run("sds", "a", 0, [0.5, 0.7, 0.9, 1.0]),       # threshold 0.95: reached at step 200
+        _run("ssd", "a", 0, [0.5, 0.96, 0.97, 0.98]),    # step 100: ratio 0.5
+        _run("sds", "b", 0, [0.5, 0.6, 0.7, 0.8]),       # threshold 0.76: step 200
+        _run("ssd", "b", 0, [0.5, 0.6, 0.7, 0.75]),      # never: censored
+        _run("ssd", "c", 0, [1.0, 1.0, 1.0, 1.0]),       # no SDS run of this pair: left out
+    ]
+    out = claims.steps_to_threshold(runs, "mask_iou", 0.95, n_boot=200)["SSD (paper)"]
+    assert out["pairs"] == [("a", 0), ("b", 0)]
+    assert out["ratios"][0] == pytest.approx(0.5) and math.isinf(out["ratios"][1])
+    assert out["censored"] == 1
+    secs = claims.steps_to_threshold(runs, "mask_iou", 0.95, x="train_seconds", n_boot=50)
+    assert secs["SSD (paper)"]["ratios"][0] == pytest.approx(10.0 / 20.0)
+    with pytest.raises(ValueError, match="lower-is-better"):
+        claims.steps_to_threshold(runs, "color_delta_e")
+
+
+def test_final_quality_pairs_by_prompt_and_seed_and_curves_keep_common_pairs() -> None:
+    runs = [_run("sds", "a", 0, [0.5, 0.8]), _run("ssd", "a", 0, [0.5, 0.9]),
+            _run("sds", "b", 0, [0.5, 0.6]), _run("ssd", "b", 0, [0.5, 0.5], done=False)]
+    q = claims.final_quality(runs, ["mask_iou"], n_boot=50)
+    assert q["SSD (paper)"]["mask_iou"]["diff_to_sds"].estimate == pytest.approx(0.1)
+    assert q["SDS"]["mask_iou"]["mean"].estimate == pytest.approx(0.7)
+    curves = claims.metric_curves(runs, "mask_iou", n_boot=50)
+    assert curves["SDS"]["n"] == [1, 1] and curves["SDS"]["mean"][-1] == pytest.approx(0.8)
+    assert len(claims.metric_curves(runs, "mask_iou", common=False, n_boot=50)["SDS"]["n"]) == 2
+    with pytest.raises(ValueError, match="accepted"):
+        claims.metric_curves(runs, "iou")
+
+
+def test_a_sweep_folder_compacts_and_reads_back(tmp_path) -> None:
+    run = tmp_path / "sweep" / "a_red_ball__ssd__seed1__ssd.baseline=constant"
+    run.mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"prompt": "a red ball", "method": "ssd",
+                                                 "seed": 1}))
+    (run / "metrics.jsonl").write_text("".join(
+        json.dumps({"step": s, "step_ms": 10.0 * s, "train_seconds": s}) + "\n"
+        for s in (1, 2, 3)))
+    (run / "eval.jsonl").write_text(json.dumps({"step": 2, "mask_iou": 0.5}) + "\n")
+    (run / "done.json").write_text("{}")
+    (tmp_path / "sweep" / "priors.json").write_text(json.dumps({"sd/x": "abc"}))
+    [r] = claims.load_runs(tmp_path / "sweep")
+    assert (r.variant, r.seed, r.done, r.steps, r.step_ms) == ("ssd.baseline=constant", 1, True,
+                                                               3, 25.0)
+    assert r.evals[0]["train_seconds"] == 2 and r.label == "ssd:ssd.baseline=constant"
+    out = claims.compact(tmp_path / "sweep", tmp_path / "c.json.gz", machine="cpu")
+    assert claims.load_runs(out) == [r]
+    assert claims.load_meta(out)["machine"] == "cpu"
+    assert claims.priors_digest(claims.load_meta(out)) != "unknown"
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        claims.load_runs(tmp_path / "nothing")
+
+
+def test_the_committed_sweep_decomposes_into_parts_that_sum_to_one() -> None:
+    runs = claims.load_runs(claims.COMMITTED)
+    assert len({r.pair for r in runs}) == 24 and sum(r.done for r in runs) >= 32
+    table = claims.decomposition_table(runs, "theta", n_boot=100)
+    assert table["n_runs"] == 32
+    total = sum(ci.estimate for ci in table["fractions"].values())
+    assert total == pytest.approx(1.0, abs=1e-6)
+    assert {"mc", "ssd_mu1", "own:SSD (paper)", "own:VSD"} <= set(table["ratios"])
+    eff = claims.efficiency_table(runs)
+    assert eff["sds"]["ratio"].estimate == 1.0 and len(eff["mu_t"]["per_theta"]) == 3
