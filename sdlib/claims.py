@@ -161,8 +161,9 @@ def load_runs(path: str | Path) -> list[Run]:
     """
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"load_runs: {path} does not exist (a sweep folder or the compact "
-                                "file of sdlib.claims.compact, e.g. notes/claims_h200/runs.json.gz)")
+        raise FileNotFoundError(f"load_runs: {path} does not exist (a sweep folder or the "
+                                "compact file of sdlib.claims.compact, e.g. "
+                                "notes/claims_h200/runs.json.gz)")
     if path.is_dir():
         runs = [r for d in sorted(path.iterdir()) if d.is_dir() and (r := _read_run(d))]
     else:
@@ -513,7 +514,6 @@ def smoke_sweep(folder: str | Path | None = None, timeout: float = 600) -> Path:
     import sys
 
     from sdlib.figures import REPO_ROOT
-
     from sdlib.priors.build import save_tiny_priors
 
     folder = Path(folder) if folder else REPO_ROOT / "outputs" / "claims_smoke"

@@ -16,7 +16,7 @@ Distribution (``torch.distributed``'s ``env://`` rendezvous; the rows, small JSO
 travel through its key-value store)::
 
     runs   = sorted(grid, key=(seed, method != "vsd", run_id))
-    mine   = whenever free: runs[store.add("claim", 1) - 1]   # a shared counter: fast ranks take more
+    mine   = whenever free: runs[store.add("claim", 1) - 1]  # shared counter: fast ranks take more
     device = cuda:{LOCAL_RANK % n_gpus}  (else cpu)  # several processes per GPU allowed
 
 Launched without ``torchrun`` (no ``WORLD_SIZE`` in the environment) it is one process.
@@ -463,7 +463,8 @@ def run_one(sweep: SweepConfig, spec: RunSpec, sweep_dir: str | Path, device: st
         "steps": result.steps,
         "train_seconds": seconds.get(result.steps, math.nan),
         "wall_seconds": wall,
-        **{f"final_{k}": v for k, v in result.metrics.items() if k not in ("step", "train_seconds")},
+        **{f"final_{k}": v for k, v in result.metrics.items()
+           if k not in ("step", "train_seconds")},
         "evals": evals,
     }
     done.write_text(json.dumps(row, indent=2))
