@@ -57,6 +57,7 @@ from sdlib.distill.common import (
     add_noise,
     alpha_sigma,
     check_finite,
+    decoded_pullback_loss,
     pullback_loss,
     sample_timesteps,
     to_device,
@@ -116,6 +117,12 @@ class TrainConfig:
     """Classifier-free guidance ``s`` in diffusers' convention (threestudio's SDS uses s + 1)."""
     view_dependent_prompts: bool = True
     """Append "front view" / "side view" / ... by camera (DreamFusion)."""
+    pullback: Literal["latent", "decoded"] = "latent"
+    """How the gradient on the latents reaches θ: "latent" pulls it back through the VAE
+    encoder (DESIGN.md §2, ``0.5 ||x − (x − grad).detach()||²``); "decoded" pulls the render
+    towards the decoded target ``D(x − grad)`` in image space
+    (:func:`sdlib.distill.common.decoded_pullback_loss`), which restores colours that a prior
+    trained on noisy VAE latents cannot see through the encoder (notes/colour.md)."""
     antithetic: bool = False
     """Draw the batch as ``batch_size / 2`` renders, each noised with ``ε`` and ``−ε`` at one
     shared ``t`` (needs an even batch_size)."""
@@ -183,6 +190,10 @@ class TrainConfig:
             raise ValueError(
                 f"TrainConfig.antithetic=True needs an even batch_size (pairs ε, −ε), got "
                 f"batch_size={self.batch_size}"
+            )
+        if self.pullback not in ("latent", "decoded"):
+            raise ValueError(
+                f"TrainConfig.pullback={self.pullback!r}; accepted: 'latent', 'decoded'"
             )
         if not (self.guidance_scale >= 0 and math.isfinite(self.guidance_scale)):
             raise ValueError(f"TrainConfig.guidance_scale={self.guidance_scale} must be >= 0")
@@ -355,13 +366,28 @@ class Trainer:
         return render_cameras(self.field, cameras, size, size, estimator=self.estimator,
                               config=self._train_render, generator=self.generator)
 
-    def encode(self, out: RenderOutput) -> Tensor:
-        """The prior's latents ``[B, C, h, w]`` of the renders (differentiable), float32."""
+    def prior_images(self, out: RenderOutput) -> Tensor:
+        """The renders ``[B, 3, S, S]`` resized to the prior's resolution (differentiable)."""
         images = out.rgb.permute(0, 3, 1, 2)
         size = self.prior.image_size
         if images.shape[-1] != size:
             images = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False)
-        return self.prior.encode_images(images).float()
+        return images
+
+    def encode(self, out: RenderOutput) -> Tensor:
+        """The prior's latents ``[B, C, h, w]`` of the renders (differentiable), float32."""
+        return self.prior.encode_images(self.prior_images(out)).float()
+
+    def pullback(self, out: RenderOutput, latents: Tensor, grad: Tensor) -> Tensor:
+        """The surrogate loss whose θ-gradient is the step (``config.pullback``), per view."""
+        if self.config.pullback == "decoded":
+            images = self.prior_images(out).float()
+            loss = decoded_pullback_loss(images, latents.detach(), grad,
+                                         lambda z: self.prior.decode_latents(z).float(),
+                                         check=False)
+        else:
+            loss = pullback_loss(latents, grad, check=False)
+        return loss / self.config.batch_size
 
     def sample_views(self, n: int | None = None) -> tuple[Cameras, RenderOutput, Tensor]:
         """Draws the step's cameras, renders and encodes them: ``(cameras, render, latents)``.
@@ -460,7 +486,7 @@ class Trainer:
         self.field.train()
         cameras, out, latents = self.sample_views()
         grad, info = self.latent_gradient(cameras, out, latents)
-        loss = pullback_loss(latents, grad, check=False) / cfg.batch_size
+        loss = self.pullback(out, latents, grad)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         check_finite(grad, "Trainer.step")  # after queueing the backward, before the update

@@ -30,6 +30,7 @@ __all__ = [
     "add_noise",
     "weighting",
     "pullback_loss",
+    "decoded_pullback_loss",
     "check_finite",
     "to_device",
 ]
@@ -192,3 +193,34 @@ def pullback_loss(x: Tensor, grad: Tensor, check: bool = True) -> Tensor:
         check_finite(grad)
     target = (x - grad).detach()
     return 0.5 * (x - target).pow(2).sum()
+
+
+def decoded_pullback_loss(images: Tensor, latents: Tensor, grad: Tensor, decode,
+                          check: bool = True) -> Tensor:
+    """Surrogate loss ``0.5 ||images − D(x − grad).detach()||²``: the step taken in image space.
+
+    The distillation gradient ``grad`` is turned into a decoded target ``D(x − grad)`` (``D`` the
+    prior's VAE decoder, ``x`` the latents of ``images``) and the images are pulled towards it,
+    instead of pulling ``grad`` back through the encoder (:func:`pullback_loss` on
+    ``x = E(images)``).
+    With ``grad = 0`` the target is the VAE's reconstruction ``D(E(images))``.
+
+    Why (notes/colour.md): ShapeZoo-SD's UNet is trained on *posterior samples* of a VAE whose
+    posterior noise (std 0.58 per latent element) is half the latents' spread (1.09), so a
+    colour change the prior cannot tell from that noise (brown → magenta moves the latents by
+    0.14 RMS) meets no restoring force through the encoder, and colours keep their initial
+    value plus drift. The decoder, trained on the same noisy latents, draws such latents in the
+    palette's colours, so the decoded target restores the colour.
+
+    Args:
+        images: ``[B, 3, H, W]`` in [0, 1], with their graph to θ.
+        latents: ``[B, C, h, w]`` the latents the gradient was computed at (detached here).
+        grad: ``[B, C, h, w]`` the distillation gradient on the latents.
+        decode: latents → images ``[B, 3, H, W]`` in [0, 1] (``DiffusionPrior.decode_latents``).
+        check: check ``grad`` for NaN / inf first (see :func:`pullback_loss`).
+    """
+    if check:
+        check_finite(grad, "decoded_pullback_loss")
+    with torch.no_grad():
+        target = decode((latents - grad).detach()).to(images.dtype)
+    return 0.5 * (images - target).pow(2).sum()
