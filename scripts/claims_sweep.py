@@ -14,6 +14,8 @@ Grids (each a list of :class:`sdlib.sweep.SweepConfig`, run as one sweep):
   with plain Monte Carlo, SDS, SSD with μ ≡ 1 and its own estimator, in θ and latent space, the
   per-cell oracle coefficients of SDS's and SSD's control variates (Fig. 40), and for the SDS
   runs the batch efficiency of every estimator and sampling design (issue 12, notebook 44).
+* ``colour``: SDS, SSD and VSD with the render pulled back through the VAE encoder (the
+  preset) and towards the decoded target (``pullback=decoded``, notes/colour.md); no probes.
 * ``ablations``: SDS at guidance 3 / 7.5 / 20 / 50 / 100; SSD with the depth, normal and
   constant baselines and scalar / channel / element μ; SDS with ``t_max`` annealed 0.98 → 0.5.
 
@@ -82,7 +84,11 @@ def grids(name: str, seeds: tuple[int, ...], steps: int, eval_every: int, prompt
                                             f"timesteps.anneal_end={steps // 2}"),
                         **{k: v for k, v in base.items() if k != "overrides"}),
         ]
-    raise ValueError(f"grid {name!r}; accepted: main, ablations")
+    if name == "colour":
+        base = {**base, "variance_steps": ()}
+        return [SweepConfig(methods=("sds", "ssd", "vsd"),
+                            vary=("pullback=latent", "pullback=decoded"), **base)]
+    raise ValueError(f"grid {name!r}; accepted: main, ablations, colour")
 
 
 # ---------------------------------------------------------------------- probes
@@ -229,7 +235,7 @@ def main() -> None:
     from sdlib.sweep import run_sweep
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("grid", choices=["main", "ablations"])
+    ap.add_argument("grid", choices=["main", "ablations", "colour"])
     ap.add_argument("--out", required=True, help="sweep folder")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--steps", type=int, default=1000)
