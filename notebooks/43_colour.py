@@ -1,0 +1,192 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 43 — The colour problem: every method gets colours wrong, and why
+#
+# **Symptom** (issue 11): in sdlib's text-to-3D runs the brown teddy bear comes out magenta,
+# the house's walls cyan, the mushroom without spots, for SDS, SSD and VSD alike, although
+# ShapeZoo-SD's own samples have the right colours (`figures/fig22_samples.png`). We measure the
+# colour error (mean CIE76 ΔE inside the true mask, `sdlib.shapezoo.metrics.color_delta_e`;
+# ΔE ≈ 2 is a just-noticeable difference, ΔE > 10 a different colour), find the cause, and test
+# a fix.
+#
+# 1. **Per object and method**, from the H200 claims sweep (notebooks 40–42: 8 prompts, 500
+#    steps, shipped priors).
+# 2. **The cause** (`notes/colour.md`, `scripts/colour_diagnosis.py`): image-space SDS on CPU
+#    (no NeRF; the true silhouette filled with free colours). A render reaches the prior through
+#    the VAE encoder, $x = E(\text{rgb})$, and the gradient on $x$ goes back through $E$. ShapeZoo-SD's
+#    VAE has a posterior noise of 0.58 per latent element against a latent spread of 1.09, and
+#    its UNet was trained on posterior *samples*: a colour change that moves the latents by less
+#    than that noise (brown → magenta: 0.14 RMS) meets almost no restoring force, so the colour
+#    keeps wherever the start (grey) and the drift put it. Optimising the latent itself and
+#    decoding gives the right hue.
+# 3. **The fix** (`TrainConfig(pullback="decoded")`): pull the render towards the decoded target
+#    $D(x - g)$ in image space, $\mathcal{L} = \tfrac12\|\text{rgb} - \operatorname{sg}[D(x - g)]\|^2$,
+#    instead of $\tfrac12\|x - \operatorname{sg}[x - g]\|^2$ through the encoder. The estimators
+#    (SDS, VSD, SSD) are untouched; only how their latent gradient $g$ reaches θ changes, and the
+#    target carries the VAE's reconstruction (ΔE 3–4 on true renders). Measured in 3-D at
+#    `make demo`'s sizes on the CPU (`scripts/colour_3d_cpu.py`).
+#
+# **Ablations not run**: the issue's GPU ablations (baselines depth / normal / constant, μ shape,
+# guidance 3–100, timestep annealing; `scripts/claims_sweep.py ablations`) did not fit this
+# session's device time. The guidance scale was measured in image space (section 2's table).
+#
+# **Runtime**: default ≈ 10 s (reading committed results); `smoke=True` ≈ 20 s.
+#
+# **sdlib modules**: `sdlib.claims`, `sdlib.shapezoo.metrics`, `sdlib.distill.common`
+# (`decoded_pullback_loss`), `sdlib.train` (`Trainer.pullback`).
+
+# %% tags=["parameters"]
+seed: int = 0  # seed of the bootstrap resampling
+device: str = "cpu"  # unused: reads committed results
+smoke: bool = False  # run a tiny CPU sweep for section 1 instead of reading the committed one
+out_dir: str = ""  # figures + sidecars; empty: a scratch folder (outputs/figures), never figures/
+sweep: str = ""  # a sweep folder or compact file; empty: the committed H200 sweep (or smoke's)
+colour_runs: str = ""  # rows of scripts/colour_3d_cpu.py; empty: notes/colour_3d_cpu.json
+
+# %%
+from sdlib.figures import resolve_out_dir
+
+out_dir = str(resolve_out_dir(out_dir))  # "" -> outputs/figures; `make figures` writes figures/
+
+import json
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from sdlib import claims
+from sdlib.figures import REPO_ROOT, savefig
+
+NOTEBOOK = "43_colour.ipynb"
+parameters = dict(seed=seed, device=device, smoke=smoke, out_dir=out_dir, sweep=sweep,
+                  colour_runs=colour_runs)
+path = claims.resolve_sweep(sweep, smoke)
+runs = claims.load_runs(path)
+meta = claims.load_meta(path)
+
+# %% [markdown]
+# ## 1. Colour error per object and method (H200 sweep, final step, finished runs)
+
+# %%
+labels = [lb for lb in claims.COLOURS if any(r.label == lb for r in runs)]
+prompts = sorted({r.prompt for r in runs})
+table = {}
+for p in prompts:
+    for lb in labels:
+        vals = [r.final("color_delta_e") for r in runs if r.done and r.prompt == p
+                and r.label == lb]
+        table[(p, lb)] = (float(np.mean(vals)) if vals else float("nan"), len(vals))
+print(f"{'object':46s}" + "".join(f"{lb[:14]:>16s}" for lb in labels))
+for p in prompts:
+    print(f"{p[:46]:46s}" + "".join(f"{table[(p, lb)][0]:16.1f}" for lb in labels))
+quality = claims.final_quality(runs, ["color_delta_e", "mask_iou"], n_boot=500)
+for lb, d in quality.items():
+    print(f"{lb:26s} mean ΔE {d['color_delta_e']['mean']}")
+
+# %% [markdown]
+# ## 2. The cause, in image space (CPU; `notes/colour.md`)
+#
+# Teddy bear, guidance 7.5, image-space SDS with Adam from a grey start (150 steps; rows marked
+# ²⁰⁰: 200 steps):
+#
+# | path from the render to the prior | ΔE | mean RGB inside the mask |
+# |---|---|---|
+# | truth | 0 | (0.27, 0.17, 0.09) brown |
+# | VAE round trip of the true renders, D(E(x)) | 4.2 | |
+# | pixels through the encoder (what the trainer did) | 23.9 | (0.36, 0.16, 0.19) magenta |
+# | the same from a blue start | 38.5 | (0.42, 0.12, 0.26) |
+# | the latent optimised directly, decoded | 11.2 | (0.27, 0.16, 0.10) brown |
+# | pixels with the decoded target D(x − g) (the fix) | 11.9 | (0.30, 0.21, 0.16) |
+# | the fix from a blue start | 18.4 | (0.30, 0.20, 0.20) |
+# | through the encoder, guidance 3 / 7.5 / 20 / 100 ²⁰⁰ | 21.1 / 22.7 / 25.0 / 27.3 | |
+# | on the latent, guidance 3 / 7.5 / 20 / 100 ²⁰⁰ | 8.1 / 12.4 / 17.5 / 20.2 | |
+#
+# At a magenta bear, the mean image-space step points back to brown with cosine 0.62 through
+# the encoder (it mostly darkens every channel) and 0.98 with the decoded target
+# (`tests/test_colour.py`).
+
+# %% [markdown]
+# ## 3. The fix in text-to-3D (CPU, `make demo`'s sizes)
+
+# %%
+rows_path = Path(colour_runs) if colour_runs else REPO_ROOT / "notes" / "colour_3d_cpu.json"
+rows = json.loads(rows_path.read_text())
+for r in rows:
+    print(f"{r['prompt'][:34]:34s} {r['pullback']:8s} ΔE {r['color_delta_e']:5.1f}  "
+          f"RGB err {r['color_rgb_mae']:.3f}  IoU {r['mask_iou']:.3f}  PSNR {r['psnr']:.2f}  "
+          f"classifier {r['classifier_accuracy']:.2f}  {r['seconds']:.0f} s")
+pairs = {}
+for r in rows:
+    pairs.setdefault(r["prompt"], {})[r["pullback"]] = r
+ratio = [d["decoded"]["color_delta_e"] / d["latent"]["color_delta_e"]
+         for d in pairs.values() if {"latent", "decoded"} <= set(d)]
+print(f"ΔE decoded / latent per object: {np.round(ratio, 2).tolist()}")
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(14, 4.5), gridspec_kw=dict(width_ratios=[3, 2]))
+ax = axes[0]
+w = 0.8 / max(len(labels), 1)
+for j, lb in enumerate(labels):
+    ax.bar(np.arange(len(prompts)) + j * w, [table[(p, lb)][0] for p in prompts], w,
+           color=claims.COLOURS[lb], label=lb)
+ax.set_xticks(np.arange(len(prompts)) + 0.4 - w / 2,
+              [p.replace("a ", "", 1)[:26] for p in prompts], rotation=30, ha="right", fontsize=7)
+ax.axhline(10, color="k", lw=0.8, ls=":")
+ax.set_ylabel("colour error ΔE (CIE76, inside the true mask)")
+ax.set_title(f"(a) every method, every object ({'smoke' if smoke else 'H200, 500 steps'})",
+             fontsize=10)
+ax.legend(fontsize=7)
+ax = axes[1]
+objs = list(pairs)
+for j, (pb, col) in enumerate((("latent", "#7f7f7f"), ("decoded", "#ff7f0e"))):
+    vals = [pairs[o].get(pb, {}).get("color_delta_e", np.nan) for o in objs]
+    ious = [pairs[o].get(pb, {}).get("mask_iou", np.nan) for o in objs]
+    bars = ax.bar(np.arange(len(objs)) + j * 0.4, vals, 0.4, color=col,
+                  label=f"pullback={pb!r}")
+    for b, iou in zip(bars, ious):
+        ax.text(b.get_x() + b.get_width() / 2, b.get_height(), f"IoU {iou:.2f}", ha="center",
+                va="bottom", fontsize=7)
+ax.set_xticks(np.arange(len(objs)) + 0.2, [o.replace("a ", "", 1)[:22] for o in objs],
+              fontsize=8)
+ax.set_ylabel("colour error ΔE")
+ax.set_title("(b) the fix in 3-D (CPU, SDS, 300 steps, 32²)", fontsize=10)
+ax.legend(fontsize=7)
+fig.tight_layout()
+data = {
+    "sweep": str(path), "priors": claims.priors_digest(meta), "machine": meta.get("machine"),
+    "delta_e": {f"{p} / {lb}": v[0] for (p, lb), v in table.items()},
+    "mean_delta_e": {lb: d["color_delta_e"]["mean"].estimate for lb, d in quality.items()},
+    "colour_3d_cpu": rows, "decoded_over_latent": ratio,
+}
+savefig(fig, "fig43_colour", out_dir=out_dir, notebook=NOTEBOOK, parameters=parameters,
+        seed=seed, data=data)
+plt.show()
+
+# %% [markdown]
+# ## Takeaway
+#
+# - **Every method, every object**: mean ΔE over the sweep's finished runs is 20.0 (SDS), 20.7
+#   (SSD), 23.2 (VSD), 21.5 (SDS + μ(t) + stratified), from 12.6 (snowman) to 29.2 (birthday
+#   cake) for SDS: a colour error shared by all estimators, so it is not the estimators'.
+# - **The cause is the pull-back through a noisy VAE encoder**, not a bug (channel order, range,
+#   latent scale, background and the prior's own samples were all checked): image-space SDS
+#   through the encoder gives ΔE 23.9 (magenta), the latent optimised directly 11.2 (brown), and
+#   through the encoder the final colour depends on the start (38.5 from blue). Guidance adds a
+#   smaller part (+4 to +12 ΔE from s = 3 to 100).
+# - **The fix does not carry over to 3-D at demo sizes.** `pullback="decoded"` halves the
+#   image-space error (23.9 → 11.9), but in text-to-3D on the CPU (SDS, 300 steps, 2 views of
+#   32², seed 0) it moved the teddy bear's ΔE from 19.3 to 17.5 (IoU 0.850 → 0.912) and the red
+#   car's from 28.9 to 34.8 (IoU 0.849 → 0.810): no halving, one object worse. One seed and
+#   two objects at toy sizes cannot settle it; the claims sweep's `colour` grid
+#   (`scripts/claims_sweep.py colour`) is the GPU test at the preset's sizes. The option stays
+#   opt-in and the preset unchanged. Colour is thus diagnosed (the encoder path cannot see it),
+#   not fixed; the deeper fix is a VAE with a small posterior noise, i.e. retrained priors.
