@@ -146,6 +146,7 @@ plt.show()
 # - **Paired at the same θ, SSD is above SDS, not below**: its θ-variance is 1.04–1.32× SDS's
 #   at the five checkpoints (1.11 [1.09, 1.13]× at step 500), its latent variance 1.6–3.1×
 #   (noise only 1.9–4.3×). Its depth baseline φ is small, so it subtracts less of ε than SDS.
-# - **VSD ≈ SDS** (θ: 0.96–1.04×, intervals include 1; latent 0.96–1.02×), and the
+# - **VSD ≈ SDS** in total (θ: 0.96–1.04×, 4 of 5 intervals include 1; latent 0.96–1.02×),
+#   though its θ noise-only part is 1.09–1.41× SDS's; and the
 #   **SDS + μ(t) + stratified** estimator is the only one below SDS in latent space
 #   (0.93–0.97×, noise only 0.87–0.95×); in θ it is 1.00–1.01×.

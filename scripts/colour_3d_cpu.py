@@ -22,20 +22,22 @@ from sdlib.nerf.render import RenderConfig
 from sdlib.train import Trainer, shapezoo_config
 
 
-def run(prompt: str, pullback: str, steps: int, method: str, seed: int, out: Path) -> dict:
+def run(prompt: str, pullback: str, steps: int, method: str, seed: int, out: Path,
+        guidance: float = 7.5) -> dict:
     cfg = shapezoo_config(
         prompt, method, device="cpu", steps=steps, batch_size=2, render_size=32, seed=seed,
         eval_every=0, checkpoint_every=0, eval_size=64, turntable_frames=0, mesh_resolution=0,
-        pullback=pullback,
+        pullback=pullback, guidance_scale=guidance,
         nerf=FieldConfig(grid=HashGridConfig(n_levels=8, log2_table_size=14, base_resolution=8,
                                              growth_factor=1.5)),
         render=RenderConfig(n_samples=32, chunk=65536, compute_normals=False),
     )
     start = time.perf_counter()
-    result = Trainer(cfg, out_dir=out / f"{prompt[:24].replace(' ', '_')}_{pullback}").run(
-        progress=False)
+    name = f"{prompt[:24].replace(' ', '_')}_{method}_{pullback}_s{guidance:g}_seed{seed}"
+    result = Trainer(cfg, out_dir=out / name).run(progress=False)
     return {"prompt": prompt, "pullback": pullback, "method": method, "seed": seed,
-            "steps": steps, "seconds": time.perf_counter() - start, **result.metrics}
+            "guidance": guidance, "steps": steps, "seconds": time.perf_counter() - start,
+            **result.metrics}
 
 
 def main() -> None:
@@ -44,6 +46,7 @@ def main() -> None:
     ap.add_argument("--pullbacks", nargs="+", default=["latent", "decoded"],
                     choices=["latent", "decoded"])
     ap.add_argument("--method", default="sds", choices=["sds", "vsd", "ssd"])
+    ap.add_argument("--guidance", type=float, nargs="+", default=[7.5])
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--runs-dir", default="outputs/colour_3d_cpu")
@@ -54,15 +57,16 @@ def main() -> None:
         rows = json.loads(Path(args.out).read_text())
     for prompt in args.prompts:
         for pullback in args.pullbacks:
-            row = run(prompt, pullback, args.steps, args.method, args.seed, Path(args.runs_dir))
-            rows.append(row)
-            print(f"{prompt[:40]:40s} {pullback:8s} IoU {row['mask_iou']:.3f} "
-                  f"ΔE {row['color_delta_e']:.1f} RGB err {row['color_rgb_mae']:.3f} "
-                  f"PSNR {row['psnr']:.2f} classifier {row['classifier_accuracy']:.2f} "
-                  f"{row['seconds']:.0f} s", flush=True)
-            if args.out:
-                Path(args.out).write_text(json.dumps(rows, indent=1))
-
+            for s in args.guidance:
+                row = run(prompt, pullback, args.steps, args.method, args.seed,
+                          Path(args.runs_dir), s)
+                rows.append(row)
+                print(f"{prompt[:40]:40s} {pullback:8s} s={s:g} IoU {row['mask_iou']:.3f} "
+                      f"ΔE {row['color_delta_e']:.1f} RGB err {row['color_rgb_mae']:.3f} "
+                      f"PSNR {row['psnr']:.2f} classifier {row['classifier_accuracy']:.2f} "
+                      f"{row['seconds']:.0f} s", flush=True)
+                if args.out:
+                    Path(args.out).write_text(json.dumps(rows, indent=1))
 
 if __name__ == "__main__":
     main()
