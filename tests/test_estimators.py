@@ -103,15 +103,33 @@ def test_paired_estimators_are_unbiased(trainer, kind) -> None:
     est = {
         "mu_t": lambda: _ssd(trainer, baseline="constant", coefficient_update="binned",
                              binned=binned),
-        "two_coefficients": lambda: _ssd(trainer, baseline="depth", coefficient_update="binned",
+        # ε and h with their own μ(t); h from a varying φ (the tiny random DPT's depth baseline is
+        # nearly constant, spread 7e-5, which would make h a multiple of ε and test nothing)
+        "two_coefficients": lambda: _ssd(trainer, baseline="learned", coefficient_update="binned",
                                          with_constant=True, binned=binned),
         "learned": lambda: _ssd(trainer, baseline="learned", coefficient_update="binned",
                                 binned=binned),
     }[kind]()
+    if kind != "mu_t":  # a baseline that varies with x_t, t and c (it starts at φ ≡ 1)
+        with torch.no_grad():
+            est.network.head.weight.normal_(0.0, 2.0, generator=torch.Generator().manual_seed(4))
+    if kind != "mu_t":  # the φ-dependent part is active: h is not a multiple of ε
+        with _sampling(trainer):
+            trainer.generator.manual_seed(6)
+            with torch.no_grad():
+                views = trainer.sample_views()
+            draw = trainer.make_draw(*views)
+            hs, phi = est.control_variates(draw)
+        h = hs[-1].detach()
+        stein_part = (h - phi.detach()[:, None, None, None] * draw.eps).norm() / h.norm()
+        print(f"{kind}: φ spread {float(phi.std()):.3g}, ‖σ∇φ‖/‖h‖ {float(stein_part):.3g}")
+        assert float(phi.std()) > 1e-3 and float(stein_part) > 1e-3
     d, sds = _paired_differences(trainer, est)
     assert d.shape[0] >= 256
     assert float(d.abs().max()) > 1e-4, "the estimator must differ from SDS"
-    assert _max_abs_z(d, sds) < 4.0
+    z = _max_abs_z(d, sds)
+    print(f"unbiased {kind}: N={d.shape[0]} max|z|={z:.2f} ‖d‖={float(d.norm()):.4g}")
+    assert z < 4.0
 
 
 class _PrintedLinear:
@@ -133,7 +151,9 @@ def test_paired_positive_control_is_caught(trainer) -> None:
     shape = trainer.priors.latent_shape
     v = torch.randn(shape, generator=torch.Generator().manual_seed(2))
     d, sds = _paired_differences(trainer, _PrintedLinear(v / v.norm()))
-    assert _max_abs_z(d, sds) > 4.0
+    z = _max_abs_z(d, sds)
+    print(f"positive control (printed form): max|z|={z:.2f}")
+    assert z > 4.0
 
 
 def _unpaired_z(trainer, design: dict, n_batches: int = 64) -> float:
@@ -158,13 +178,17 @@ def _unpaired_z(trainer, design: dict, n_batches: int = 64) -> float:
                                     {"antithetic": True, "stratified": True}],
                          ids=["antithetic", "stratified", "both"])
 def test_sampling_designs_are_unbiased(trainer, design) -> None:
-    assert _unpaired_z(trainer, design) < 4.0  # 64 batches × 4 draws = 256 samples each
+    z = _unpaired_z(trainer, design)  # 64 batches × 4 draws = 256 samples each
+    print(f"unbiased design {design}: max|z|={z:.2f}")
+    assert z < 4.0
 
 
 def test_sampling_positive_control_is_caught(trainer) -> None:
     # stratified over the wrong range: only the lower quarter of [t_min, t_max]
     wrong = TimestepConfig(t_min=0.02, t_max=0.26)
-    assert _unpaired_z(trainer, {"stratified": True, "timesteps": wrong}) > 4.0
+    z = _unpaired_z(trainer, {"stratified": True, "timesteps": wrong})
+    print(f"positive control (stratified over the wrong range): max|z|={z:.2f}")
+    assert z > 4.0
 
 
 def test_antithetic_pairs_share_render_and_t_with_opposite_noise(trainer) -> None:
