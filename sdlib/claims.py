@@ -58,6 +58,7 @@ import numpy as np
 __all__ = [
     "Run", "Interval", "LABELS", "label_of", "load_runs", "load_meta", "compact", "bootstrap_ci",
     "variance_curves", "paired_ratio_curves", "decomposition_table", "oracle_mu_table",
+    "per_t_table",
     "metric_curves", "steps_to_threshold", "final_quality", "efficiency_table", "METRICS",
     "smoke_sweep", "SMOKE_ARGS", "plot_curves", "COLOURS", "COMMITTED", "resolve_sweep",
     "priors_digest",
@@ -343,6 +344,44 @@ def decomposition_table(runs: Sequence[Run], space: str = "theta",
               and rec[space]["sds"]["noise_only"] > 0]
     return {"fractions": fractions, "ratios": ratios,
             "oracle": bootstrap_ci(oracle, _gmean, n_boot=n_boot), "n_runs": len(full)}
+
+
+def per_t_table(runs: Sequence[Run], space: str = "theta",
+                n_boot: int = 1000) -> dict[int, dict[str, Interval]]:
+    """The full probes split by timestep: ``{t: {"noise_share": Interval, "share_of_total":
+    Interval, "<estimator>_noise_ratio": Interval}}``.
+
+    ``noise_share``: SDS's noise-only part over its total at that t (per-t parts:
+    variance over cameras and noises at a fixed t); ``share_of_total``: that t's total over the
+    sum over the probed t's (where the variance comes from); ``<estimator>_noise_ratio``: the
+    estimator's noise-only part over SDS's at that t (``mc``, ``ssd_mu1``), geometric mean over
+    θs. The probes' t's are shared by all θs (a seed per step), so the rows pool over θs.
+    """
+    rows: dict[int, dict[str, list[float]]] = {}
+    for r in runs:
+        for rec in r.variance:
+            if rec.get("kind") != "full":
+                continue
+            sds = rec[space]["sds"]
+            totals = sds["per_t_total"]
+            for j, t in enumerate(rec["t"]):
+                row = rows.setdefault(int(t), {})
+                if totals[j] > 0:
+                    row.setdefault("noise_share", []).append(sds["per_t_noise_only"][j] / totals[j])
+                    row.setdefault("share_of_total", []).append(totals[j] / sum(totals))
+                for name in ("mc", "ssd_mu1"):
+                    d = rec[space].get(name)
+                    if d is not None and sds["per_t_noise_only"][j] > 0:
+                        row.setdefault(f"{name}_noise_ratio", []).append(
+                            d["per_t_noise_only"][j] / sds["per_t_noise_only"][j])
+    out: dict[int, dict[str, Interval]] = {}
+    for t in sorted(rows):
+        out[t] = {}
+        for k, v in rows[t].items():
+            stat = _gmean if k.endswith("ratio") else np.mean
+            vals = [x for x in v if x > 0] if k.endswith("ratio") else v
+            out[t][k] = bootstrap_ci(vals, stat, n_boot=n_boot)
+    return out
 
 
 def oracle_mu_table(runs: Sequence[Run], space: str = "latent") -> dict[str, np.ndarray]:

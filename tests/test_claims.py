@@ -96,3 +96,11 @@ def test_the_committed_sweep_decomposes_into_parts_that_sum_to_one() -> None:
     assert {"mc", "ssd_mu1", "own:SSD (paper)", "own:VSD"} <= set(table["ratios"])
     eff = claims.efficiency_table(runs)
     assert eff["sds"]["ratio"].estimate == 1.0 and len(eff["mu_t"]["per_theta"]) == 3
+
+
+def test_per_t_shares_of_the_committed_sweep_sum_to_one() -> None:
+    runs = claims.load_runs(claims.COMMITTED)
+    table = claims.per_t_table(runs, "latent", n_boot=50)
+    assert len(table) == 4
+    assert sum(row["share_of_total"].estimate for row in table.values()) == pytest.approx(1.0)
+    assert all(0 < row["noise_share"].estimate < 1 for row in table.values())
