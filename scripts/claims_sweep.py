@@ -11,8 +11,8 @@ Grids (each a list of :class:`sdlib.sweep.SweepConfig`, run as one sweep):
   training so far: Fig. 7) and probed at 5 checkpoints (Fig. 5): a paired design of
   4 cameras × 3 timesteps × 4 noises, its own estimator and SDS on the same draws, split by the
   law of total variance. At the last step, runs of seed 0 get the full probe: 6 × 4 × 8 draws
-  with plain Monte Carlo, SDS, SSD with μ ≡ 1 and its own estimator, in θ and latent space, the
-  per-cell oracle coefficients of SDS's and SSD's control variates (Fig. 40), and for the SDS
+  with plain Monte Carlo, SDS, SSD with μ ≡ 1 (depth and normal baselines) and its own
+  estimator, in θ and latent space, the per-cell oracle coefficients of SDS's and SSD's control variates (Fig. 40), and for the SDS
   runs the batch efficiency of every estimator and sampling design (issue 12, notebook 44).
 * ``colour``: SDS, SSD and VSD with the render pulled back through the VAE encoder (the
   preset) and towards the decoded target (``pullback=decoded``, notes/colour.md); no probes.
@@ -174,7 +174,8 @@ def probe_factory(full_at: int, seed0_only: bool = True, light: dict | None = No
             return {"kind": "light", **_decompositions(grads),
                     "seconds": time.perf_counter() - start}
         priors = _with_depth(trainer)
-        ests = {"mc": _Zero(), "sds": SDS(), "ssd_mu1": _ssd(trainer, priors)}
+        ests = {"mc": _Zero(), "sds": SDS(), "ssd_mu1": _ssd(trainer, priors),
+                "ssd_normal_mu1": _ssd(trainer, priors, baseline="normal")}
         if not own_is_sds:
             ests["own"] = trainer.method
         grads = paired_gradients(trainer, ests, seed=1000 + trainer.step_count,

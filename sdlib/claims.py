@@ -326,7 +326,7 @@ def decomposition_table(runs: Sequence[Run], space: str = "theta",
     fractions = {p: bootstrap_ci([rec[space]["sds"][p] / rec[space]["sds"]["total"]
                                   for _, rec in full], n_boot=n_boot) for p in PARTS}
     ratios: dict[str, dict[str, Interval]] = {}
-    names = [("mc", "mc"), ("ssd_mu1", "ssd_mu1")]
+    names = [("mc", "mc"), ("ssd_mu1", "ssd_mu1"), ("ssd_normal_mu1", "ssd_normal_mu1")]
     for key, name in names + [("own", None)]:
         for part in ("total", "noise_only"):
             groups: dict[str, list[float]] = {}
