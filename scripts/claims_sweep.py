@@ -12,8 +12,9 @@ Grids (each a list of :class:`sdlib.sweep.SweepConfig`, run as one sweep):
   4 cameras × 3 timesteps × 4 noises, its own estimator and SDS on the same draws, split by the
   law of total variance. At the last step, runs of seed 0 get the full probe: 6 × 4 × 8 draws
   with plain Monte Carlo, SDS, SSD with μ ≡ 1 (depth and normal baselines) and its own
-  estimator, in θ and latent space, the per-cell oracle coefficients of SDS's and SSD's control variates (Fig. 40), and for the SDS
-  runs the batch efficiency of every estimator and sampling design (issue 12, notebook 44).
+  estimator, in θ and latent space, the per-cell oracle coefficients of SDS's and SSD's
+  control variates (Fig. 40), and for the SDS runs the batch efficiency of every estimator
+  and sampling design (issue 12, notebook 44).
 * ``colour``: SDS, SSD and VSD with the render pulled back through the VAE encoder (the
   preset) and towards the decoded target (``pullback=decoded``, notes/colour.md); no probes.
 * ``ablations``: SDS at guidance 3 / 7.5 / 20 / 50 / 100; SSD with the depth, normal and
