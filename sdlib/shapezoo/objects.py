@@ -341,6 +341,26 @@ def _normalise(text: str) -> str:
     return " ".join(text.lower().strip().split())
 
 
+def prompt_index(items, prompt_or_name: str, kind: str = "", suffixes: tuple[str, ...] = ()) -> int:
+    """Index in ``items`` (objects or scenes: each has ``prompt`` and ``name``) of a prompt or
+    name, case and spacing ignored, one of ``suffixes`` at its end dropped.
+
+    Raises:
+        UnknownPromptError: listing every accepted prompt of ``items``.
+    """
+    key = _normalise(prompt_or_name)
+    for suffix in suffixes:
+        if key.endswith(suffix):
+            key = key[: -len(suffix)]
+    for i, item in enumerate(items):
+        if key in (_normalise(item.prompt), _normalise(item.name)):
+            return i
+    accepted = "\n".join(f"  {o.prompt!r} (name {o.name!r})" for o in items)
+    raise UnknownPromptError(
+        f"unknown ShapeZoo {kind}prompt or name {prompt_or_name!r}; accepted prompts:\n{accepted}"
+    )
+
+
 def object_index(prompt_or_name: str) -> int:
     """Index in :data:`OBJECTS` of a prompt or name (case and spacing ignored).
 
@@ -349,17 +369,8 @@ def object_index(prompt_or_name: str) -> int:
     Raises:
         UnknownPromptError: (a ``KeyError`` and ``ValueError``) listing every accepted prompt.
     """
-    key = _normalise(prompt_or_name)
-    for suffix in (", front view", ", side view", ", back view", ", overhead view"):
-        if key.endswith(suffix):
-            key = key[: -len(suffix)]
-    for i, obj in enumerate(OBJECTS):
-        if key in (_normalise(obj.prompt), _normalise(obj.name)):
-            return i
-    accepted = "\n".join(f"  {o.prompt!r} (name {o.name!r})" for o in OBJECTS)
-    raise UnknownPromptError(
-        f"unknown ShapeZoo prompt or name {prompt_or_name!r}; accepted prompts:\n{accepted}"
-    )
+    return prompt_index(OBJECTS, prompt_or_name,
+                        suffixes=(", front view", ", side view", ", back view", ", overhead view"))
 
 
 def get_object(prompt_or_name: str | ShapeObject) -> ShapeObject:

@@ -43,8 +43,9 @@ from sdlib.shapezoo.objects import (
     WHITE,
     WOOD,
     ShapeObject,
-    UnknownPromptError,
+    _normalise,
     get_object,
+    prompt_index,
 )
 from sdlib.shapezoo.primitives import Part, box, rotation_euler
 
@@ -278,24 +279,13 @@ SCENE_PROMPTS: tuple[str, ...] = tuple(s.prompt for s in SCENES)
 SCENE_NAMES: tuple[str, ...] = tuple(s.name for s in SCENES)
 """The names of :data:`SCENES`, in order."""
 
-def _normalise(text: str) -> str:
-    return " ".join(text.lower().strip().split())
-
-
 def scene_index(prompt_or_name: str) -> int:
     """Index in :data:`SCENES` of a prompt or name (case and spacing ignored).
 
     Raises:
         UnknownPromptError: listing every accepted scene prompt.
     """
-    key = _normalise(prompt_or_name)
-    for i, s in enumerate(SCENES):
-        if key in (_normalise(s.prompt), _normalise(s.name)):
-            return i
-    accepted = "\n".join(f"  {s.prompt!r} (name {s.name!r})" for s in SCENES)
-    raise UnknownPromptError(
-        f"unknown ShapeZoo scene prompt or name {prompt_or_name!r}; accepted prompts:\n{accepted}"
-    )
+    return prompt_index(SCENES, prompt_or_name, kind="scene ")
 
 
 def get_scene(prompt_or_name: str | Scene) -> Scene:
