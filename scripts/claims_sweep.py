@@ -37,16 +37,8 @@ from typing import Any
 
 import torch
 
-PROMPTS = (
-    "a snowman with a carrot nose and a black hat",
-    "a house with a red roof and a door on its front",
-    "a brown teddy bear",
-    "a red car with yellow headlights",
-    "a penguin with an orange beak",
-    "a red mushroom with white spots",
-    "a table lamp with a yellow shade",
-    "a birthday cake with candles",
-)
+from sdlib.shapezoo.objects import BENCHMARK_PROMPTS
+
 COMMON = ("turntable_frames=0", "mesh_resolution=0", "checkpoint_every=100")
 COMBO = ("ssd.baseline=constant", "ssd.coefficient_update=binned", "stratified=true")
 """SDS's own ε with a per-timestep coefficient μ(t), stratified t and azimuth."""
@@ -242,7 +234,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--eval-every", type=int, default=100)
-    ap.add_argument("--prompts", nargs="+", default=list(PROMPTS))
+    ap.add_argument("--prompts", nargs="+", default=list(BENCHMARK_PROMPTS))
     ap.add_argument("--methods", nargs="+", default=None, choices=["sds", "ssd", "vsd", "combo"],
                     help="main grid: only these (combo: SDS + μ(t) + stratified)")
     ap.add_argument("--device", default=None)

@@ -32,16 +32,7 @@ import statistics
 import time
 from pathlib import Path
 
-DEFAULT_PROMPTS = (
-    "a snowman with a carrot nose and a black hat",
-    "a house with a red roof and a door on its front",
-    "a brown teddy bear",
-    "a red car with yellow headlights",
-    "a penguin with an orange beak",
-    "a red mushroom with white spots",
-    "a table lamp with a yellow shade",
-    "a birthday cake with candles",
-)
+from sdlib.shapezoo.objects import BENCHMARK_PROMPTS
 
 
 def _save_images(images, path: Path, ncols: int) -> None:
@@ -217,7 +208,7 @@ def main() -> None:
     ap.add_argument("--figures", default="figures")
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--methods", default="vsd,ssd,sds", help="comma-separated; VSD first: longest")
-    ap.add_argument("--prompts", nargs="+", default=list(DEFAULT_PROMPTS))
+    ap.add_argument("--prompts", nargs="+", default=list(BENCHMARK_PROMPTS))
     ap.add_argument("--workers", type=int, default=8)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="cuda", help="cuda, or cpu for a smoke run")

@@ -335,6 +335,17 @@ PROMPTS: tuple[str, ...] = tuple(o.prompt for o in OBJECTS)
 """The prompts of :data:`OBJECTS`, in order."""
 NAMES: tuple[str, ...] = tuple(o.name for o in OBJECTS)
 """The names of :data:`OBJECTS`, in order."""
+BENCHMARK_PROMPTS: tuple[str, ...] = (
+    "a snowman with a carrot nose and a black hat",
+    "a house with a red roof and a door on its front",
+    "a brown teddy bear",
+    "a red car with yellow headlights",
+    "a penguin with an orange beak",
+    "a red mushroom with white spots",
+    "a table lamp with a yellow shade",
+    "a birthday cake with candles",
+)
+"""The 8 prompts of the quality table and the claims sweep (the first 5 with a distinct front)."""
 
 
 def _normalise(text: str) -> str:
