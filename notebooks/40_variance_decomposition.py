@@ -199,20 +199,18 @@ fig.suptitle(f"Variance decomposition at frozen θs ({tables['theta']['n_runs']}
 fig.tight_layout()
 
 
-def _ci(ci):
-    return {"estimate": ci.estimate, "lo": ci.lo, "hi": ci.hi, "n": ci.n}
-
-
 data = {
     "sweep": str(path), "priors": claims.priors_digest(meta), "machine": meta.get("machine"),
     "command": meta.get("command"), "design": "6 cameras x 4 timesteps x 8 noises at step 500",
-    **{f"{space}_fractions": {p: _ci(c) for p, c in tab["fractions"].items()}
+    **{f"{space}_fractions": {p: c.as_dict() for p, c in tab["fractions"].items()}
        for space, tab in tables.items()},
-    **{f"{space}_ratios": {n: {p: _ci(c) for p, c in d.items()} for n, d in tab["ratios"].items()}
+    **{f"{space}_ratios": {n: {p: c.as_dict() for p, c in d.items()}
+                           for n, d in tab["ratios"].items()}
        for space, tab in tables.items()},
-    **{f"{space}_oracle": _ci(tab["oracle"]) for space, tab in tables.items()},
+    **{f"{space}_oracle": tab["oracle"].as_dict() for space, tab in tables.items()},
     "oracle_mu_by_t": {str(int(t)): float(mu["mu"][mu["t"] == t].mean()) for t in ts},
-    **{f"{space}_per_t": {str(t): {k: _ci(v) for k, v in row.items()} for t, row in tab.items()}
+    **{f"{space}_per_t": {str(t): {k: v.as_dict() for k, v in row.items()}
+                          for t, row in tab.items()}
        for space, tab in per_t.items()},
 }
 savefig(fig, "fig40_decomposition", out_dir=out_dir, notebook=NOTEBOOK, parameters=parameters,

@@ -117,16 +117,14 @@ fig.suptitle("Fig. 7 measured: ground-truth metrics, mean and 95% CI over finish
 fig.tight_layout()
 
 
-def _ci(ci):
-    return {"estimate": ci.estimate, "lo": ci.lo, "hi": ci.hi, "n": ci.n}
-
-
 data = {
     "sweep": str(path), "priors": claims.priors_digest(meta), "machine": meta.get("machine"),
     "command": meta.get("command"), "note": meta.get("budget_note"), "fraction": fraction,
-    "final_quality": {k: {m: {"mean": _ci(d["mean"]), "diff_to_sds": _ci(d["diff_to_sds"])}
+    "final_quality": {k: {m: {"mean": d["mean"].as_dict(),
+                              "diff_to_sds": d["diff_to_sds"].as_dict()}
                           for m, d in v.items()} for k, v in quality.items()},
-    "steps_to_threshold": {f"{m}/{x}": {k: {"median": _ci(d["median"]), "censored": d["censored"],
+    "steps_to_threshold": {f"{m}/{x}": {k: {"median": d["median"].as_dict(),
+                                             "censored": d["censored"],
                                              "ratios": [r if math.isfinite(r) else None
                                                         for r in d["ratios"]]}
                                          for k, d in t.items()} for (m, x), t in stt.items()},

@@ -130,21 +130,17 @@ fig.suptitle(f"Variance reduction in 3-D ({'smoke' if smoke else 'H200 sweep'}; 
 fig.tight_layout()
 
 
-def _ci(ci):
-    return {"estimate": ci.estimate, "lo": ci.lo, "hi": ci.hi, "n": ci.n}
-
-
 data = {
     "sweep": str(path), "priors": claims.priors_digest(meta), "machine": meta.get("machine"),
     "command": meta.get("command"),
-    "efficiency": {k: {"ratio": _ci(d["ratio"]), "per_theta": d["per_theta"],
+    "efficiency": {k: {"ratio": d["ratio"].as_dict(), "per_theta": d["per_theta"],
                        "ratio_x_time": d["ratio_x_time"],
                        "mean_diff_to_sds": d["mean_diff_to_sds"]} for k, d in eff.items()},
     "steps_to_threshold": {m: None if d is None else
-                           {"median": _ci(d["median"]), "censored": d["censored"],
+                           {"median": d["median"].as_dict(), "censored": d["censored"],
                             "ratios": [r if math.isfinite(r) else None for r in d["ratios"]]}
                            for m, d in stt.items()},
-    "final_minus_sds": {m: _ci(d["diff_to_sds"]) for m, d in quality.items()},
+    "final_minus_sds": {m: d["diff_to_sds"].as_dict() for m, d in quality.items()},
 }
 savefig(fig, "fig44_variance_reduction_3d", out_dir=out_dir, notebook=NOTEBOOK,
         parameters=parameters, seed=seed, data=data)

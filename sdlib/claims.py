@@ -218,6 +218,10 @@ class Interval:
     def __str__(self) -> str:
         return f"{self.estimate:.3g} [{self.lo:.3g}, {self.hi:.3g}] (n={self.n})"
 
+    def as_dict(self) -> dict[str, float]:
+        """``{"estimate", "lo", "hi", "n"}`` (for a figure's sidecar)."""
+        return asdict(self)
+
 
 def bootstrap_ci(values: Sequence[float], stat: Callable[[np.ndarray], float] = np.mean,
                  n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> Interval:
@@ -549,6 +553,7 @@ def smoke_sweep(folder: str | Path | None = None, timeout: float = 600) -> Path:
     """Runs the real claims sweep script at :data:`SMOKE_ARGS` sizes (one process, CPU) into
     ``folder`` (default: ``outputs/claims_smoke`` in the repository, git-ignored) and returns it.
     Finished runs are kept, so a second call (another notebook) costs only the reading."""
+    import os
     import subprocess
     import sys
 
@@ -559,7 +564,7 @@ def smoke_sweep(folder: str | Path | None = None, timeout: float = 600) -> Path:
     priors = folder.parent / f"{folder.name}_priors"
     if not (priors / "dpt").exists():
         save_tiny_priors(priors, [SMOKE_ARGS[2]])
-    env = {**__import__("os").environ, "OMP_NUM_THREADS": "2",
+    env = {**os.environ, "OMP_NUM_THREADS": "2",
            "PYTHONPATH": str(REPO_ROOT)}
     cmd = [sys.executable, str(REPO_ROOT / "scripts" / "claims_sweep.py"), *SMOKE_ARGS[:1],
            "--out", str(folder), *SMOKE_ARGS[1:],
