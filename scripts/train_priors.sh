@@ -9,6 +9,7 @@
 # (default outputs/eval).
 #   bash scripts/train_priors.sh            # everything
 #   bash scripts/train_priors.sh sd         # one stage: sd | classifier | dpt | eval
+#   bash scripts/train_priors.sh train      # the three trainings, no evaluation
 # SD_ARGS, CLF_ARGS, DPT_ARGS, EVAL_ARGS: extra arguments appended to each command (a CPU check:
 #   SD_ARGS="--device cpu --arch tiny --n_views 96 --vae_steps 2 --unet_steps 2" ...).
 set -euo pipefail
@@ -42,7 +43,7 @@ case $stage in
   classifier) classifier ;;
   dpt) dpt ;;
   eval) evaluate ;;
-  all)
+  train|all)
     sd &
     sd_pid=$!
     until [[ -f "$PRIORS_DIR/sd_vae/READY" ]]; do  # the autoencoder is final
@@ -56,7 +57,7 @@ case $stage in
     wait $sd_pid
     wait $clf_pid
     wait $dpt_pid
-    evaluate
+    if [[ $stage == all ]]; then evaluate; fi
     ;;
-  *) echo "unknown stage '$stage': sd | classifier | dpt | eval | all" >&2; exit 2 ;;
+  *) echo "unknown stage '$stage': sd | classifier | dpt | eval | train | all" >&2; exit 2 ;;
 esac

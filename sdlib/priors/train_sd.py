@@ -6,6 +6,7 @@ scenes from ``SCENE_CAMERAS``):
 1. **KL autoencoder** (``AutoencoderKL``, downscale 4 → 16×16×4 latents): L1 + MSE reconstruction
    + ``kl_weight`` · KL; then ``scaling_factor = 1 / std(latents)`` as SD does.
 2. **UNet + CLIP text encoder, jointly**: ``L = ||ε − ε_θ(α_t z + σ_t ε, t, c)||²`` (or v),
+   ``z`` the posterior mean of the autoencoder (``unet_latents``; SD uses posterior samples),
    ``t ~ U{0..999}``, SD's scaled-linear schedule (DESIGN.md §7), captions dropped to ``""`` 10% of
    the time (classifier-free guidance); EMA of the UNet and text encoder weights is what is saved.
 
@@ -90,6 +91,12 @@ class TrainSDConfig:
     """Autoencoder learning rate (AdamW, cosine decay)."""
     kl_weight: float = 1e-6
     """Weight of the KL term."""
+    unet_latents: Literal["mean", "sample"] = "mean"
+    """What the UNet learns the distribution of: the autoencoder's posterior ``mean`` (what
+    ``DiffusionPrior.encode_images`` gives the distillation) or posterior ``sample`` s, as SD does.
+    SD's posterior noise is tiny, so the two agree there; ShapeZoo-SD's is about half the latent
+    spread (notes/colour.md), and a prior trained on samples cannot tell a recoloured object's
+    latents from its own noise: the distillation then cannot correct colours through the encoder."""
     unet_steps: int = 7000
     """UNet + text encoder steps."""
     unet_batch: int = 256
@@ -322,10 +329,10 @@ def train_sd(cfg: TrainSDConfig, views_fn=None, prompts: list[str] | None = None
         for g in opt.param_groups:
             g["lr"] = cfg.unet_lr * _lr(step, total, 250)
         idx = torch.randint(0, n, (cfg.unet_batch,), device=dev, generator=gen)
-        z0 = (
-            lat_mean[idx]
-            + lat_std[idx] * torch.randn(lat_mean[idx].shape, device=dev, generator=gen)
-        ) * sf
+        z0 = lat_mean[idx]
+        if cfg.unet_latents == "sample":
+            z0 = z0 + lat_std[idx] * torch.randn(z0.shape, device=dev, generator=gen)
+        z0 = z0 * sf
         tokens = ids[idx]
         drop = torch.rand(cfg.unet_batch, device=dev, generator=gen) < cfg.caption_dropout
         tokens = torch.where(drop[:, None], empty.expand_as(tokens), tokens)
