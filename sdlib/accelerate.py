@@ -35,10 +35,22 @@ difference.
 CUDA-graph replay (``reduce-overhead``) reuses its output buffers: a caller that keeps the
 UNet's output across two calls must copy it (the trainer converts it to float32 at once), and
 each optimisation step begins with :func:`mark_step`.
+
+**Compilation time.** Compilation happens at a module's first call and costs minutes at the
+paper's size (H200, 16 host cores: 2-3 minutes per method). Each compiled module prints one line
+when its first call (in each of no-grad and grad mode) starts compiling and one with its
+seconds when it is done, and the same for its first backward. :func:`enable_compile_cache`
+(called by the trainer when ``TrainConfig.compile``) keeps Inductor's compiled graphs, Triton
+kernels and AOTAutograd's joint graphs in a persistent folder, so a second process compiling
+the same networks at the same shapes loads them instead (Dynamo's tracing and the CUDA-graph
+recording still run in every process).
 """
 
 from __future__ import annotations
 
+import os
+import time
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -50,6 +62,7 @@ __all__ = [
     "compile_depth",
     "compile_prior",
     "compile_vsd",
+    "enable_compile_cache",
     "is_compiled",
     "mark_step",
     "subpixel_conv_weights",
@@ -62,16 +75,178 @@ def is_compiled(module: Any) -> bool:
     return hasattr(module, "_orig_mod")
 
 
-def _compile(module: nn.Module, mode: str | None, channels_last: bool = False) -> nn.Module:
+COMPILE_CACHE_ENV = "SDLIB_COMPILE_CACHE"
+"""Environment variable naming the compile cache folder (:func:`enable_compile_cache`)."""
+
+
+def default_compile_cache() -> Path:
+    """``$SDLIB_COMPILE_CACHE`` if set, else ``~/.cache/sdlib/inductor``."""
+    env = os.environ.get(COMPILE_CACHE_ENV)
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "sdlib" / "inductor"
+
+
+def enable_compile_cache(path: str | os.PathLike | None = None) -> Path:
+    """Keeps compiled graphs between processes: Inductor's FX graph cache (with its Triton
+    kernels) and AOTAutograd's cache, in one persistent folder.
+
+    The folder is ``path`` if given; else an already set ``TORCHINDUCTOR_CACHE_DIR`` (left as
+    it is); else ``$SDLIB_COMPILE_CACHE``; else ``~/.cache/sdlib/inductor``. It is written to
+    ``TORCHINDUCTOR_CACHE_DIR`` (Triton's kernels go to its ``triton/`` subfolder unless
+    ``TRITON_CACHE_DIR`` is set) and ``torch._inductor.config.fx_graph_cache`` and
+    ``torch._functorch.config.enable_autograd_cache`` are turned on (where this torch has them).
+    Call it before the first compilation of the process: Inductor reads the folder when it
+    first compiles. Idempotent; returns the folder (created).
+
+    The caches are keyed by the graph, the input shapes, the torch / Triton versions and the
+    GPU, so a warm cache is only reused by the same code at the same sizes on the same machine
+    kind (``notes/perf_paper_step.md`` has the cold and warm times).
+    """
+    if path is not None:
+        folder = Path(path).expanduser()
+    elif os.environ.get("TORCHINDUCTOR_CACHE_DIR"):
+        folder = Path(os.environ["TORCHINDUCTOR_CACHE_DIR"])
+    else:
+        folder = default_compile_cache()
+    folder = folder.absolute()
+    folder.mkdir(parents=True, exist_ok=True)
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(folder)
+    import torch._functorch.config as functorch_config
+    import torch._inductor.config as inductor_config
+
+    if hasattr(inductor_config, "fx_graph_cache"):
+        inductor_config.fx_graph_cache = True
+    if hasattr(functorch_config, "enable_autograd_cache"):
+        functorch_config.enable_autograd_cache = True
+    return folder
+
+
+def compile_cache_dir() -> str:
+    """The folder Inductor caches in now (``TORCHINDUCTOR_CACHE_DIR`` or its temp default)."""
+    env = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    if env:
+        return env
+    try:
+        from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+        return default_cache_dir()
+    except ImportError:  # an older layout of torch._inductor
+        return "(Inductor's default temporary folder)"
+
+
+def compile_cache_counters() -> dict[str, int]:
+    """This process's cache hits and misses so far (Inductor's FX graph cache and AOTAutograd's
+    cache), from ``torch._dynamo.utils.counters``: e.g. ``{"fxgraph_cache_hit": 12, ...}``."""
+    from torch._dynamo.utils import counters
+
+    out: dict[str, int] = {}
+    for group in ("inductor", "aot_autograd"):
+        for key, value in counters.get(group, {}).items():
+            if "cache" in key:
+                out[key] = int(value)
+    return out
+
+
+def _tensor_leaves(obj: Any) -> list[Tensor]:
+    """The tensors in a module's output (a tensor, a tuple/list, or a dict-like output)."""
+    if isinstance(obj, Tensor):
+        return [obj]
+    if isinstance(obj, dict):
+        obj = list(obj.values())
+    if isinstance(obj, (list, tuple)):
+        return [t for item in obj for t in _tensor_leaves(item)]
+    return []
+
+
+def _compiled_node(tensor: Tensor) -> Any:
+    """The autograd node of the compiled graph behind ``tensor`` (a ``CompiledFunction``
+    node within a few views of it), else ``tensor.grad_fn``."""
+    frontier, seen = [tensor.grad_fn], 0
+    while frontier and seen < 16:
+        node = frontier.pop(0)
+        seen += 1
+        if node is None:
+            continue
+        if "CompiledFunction" in type(node).__name__ or "CompiledFunction" in node.name():
+            return node
+        frontier.extend(n for n, _ in node.next_functions)
+    return tensor.grad_fn
+
+
+class _FirstCallReport:
+    """Prints when a compiled module's first call (per grad mode) and its first backward start
+    compiling, and how many seconds each took. Attached by :func:`_compile`; never raises."""
+
+    def __init__(self, name: str, kind: str) -> None:
+        self.name, self.kind = name, kind
+        self.seen: set[bool] = set()
+        self.start: float | None = None
+        self.backward_done = False
+
+    def _print(self, text: str) -> None:
+        print(text, flush=True)
+
+    def pre(self, module: nn.Module, args: Any, kwargs: Any) -> None:
+        grad = torch.is_grad_enabled()
+        if grad in self.seen:
+            return
+        self.seen.add(grad)
+        self.start = time.perf_counter()
+        what = "" if grad else ", no grad"
+        self._print(f"compiling {self.name}{what} (first call: {self.kind}; minutes cold, "
+                    f"seconds with a warm cache at {compile_cache_dir()})")
+
+    def post(self, module: nn.Module, args: Any, kwargs: Any, output: Any) -> None:
+        if self.start is None:
+            return
+        seconds, self.start = time.perf_counter() - self.start, None
+        self._print(f"compiled {self.name} in {seconds:.1f} s")
+        if self.backward_done:
+            return
+        try:
+            outs = [t for t in _tensor_leaves(output) if t.grad_fn is not None]
+        except Exception:  # noqa: BLE001 - a progress line must never break a step
+            return
+        if outs:
+            self._watch_backward(_compiled_node(outs[0]))
+
+    def _watch_backward(self, node: Any) -> None:
+        clock: dict[str, float] = {}
+
+        def before(grad_outputs: Any) -> None:
+            if not self.backward_done and "t" not in clock:
+                clock["t"] = time.perf_counter()
+                self._print(f"compiling {self.name} backward (first backward; minutes cold)")
+
+        def after(grad_inputs: Any, grad_outputs: Any) -> None:
+            if not self.backward_done and "t" in clock:
+                self.backward_done = True
+                self._print(f"compiled {self.name} backward in "
+                            f"{time.perf_counter() - clock['t']:.1f} s")
+
+        try:
+            node.register_prehook(before)
+            node.register_hook(after)
+        except Exception:  # noqa: BLE001 - no hooks on this node: no backward lines
+            pass
+
+
+def _compile(module: nn.Module, mode: str | None, channels_last: bool = False,
+             name: str = "module") -> nn.Module:
     """``torch.compile`` at fixed shapes; ``channels_last``: Inductor runs every convolution
-    channels-last (``force_layout_optimization``) whatever the layout of the inputs."""
+    channels-last (``force_layout_optimization``) whatever the layout of the inputs. The first
+    calls print their compilation time (:class:`_FirstCallReport`, under ``name``)."""
     if is_compiled(module):
         return module
+    cudagraphs = mode == "reduce-overhead"
     options = {"force_layout_optimization": True} if channels_last else None
     if mode is not None and options is not None:
-        options["triton.cudagraphs"] = mode == "reduce-overhead"
+        options["triton.cudagraphs"] = cudagraphs
         mode = None  # torch.compile takes a mode or options, not both
-    return torch.compile(module, mode=mode, dynamic=False, options=options)  # type: ignore[return-value]
+    compiled = torch.compile(module, mode=mode, dynamic=False, options=options)
+    report = _FirstCallReport(name, "Inductor + CUDA graphs" if cudagraphs else "Inductor")
+    compiled.register_forward_pre_hook(report.pre, with_kwargs=True)
+    compiled.register_forward_hook(report.post, with_kwargs=True)
+    return compiled  # type: ignore[return-value]
 
 
 def compile_prior(prior: Any, decoder: bool = False, unet_mode: str = "reduce-overhead") -> Any:
@@ -92,12 +267,14 @@ def compile_prior(prior: Any, decoder: bool = False, unet_mode: str = "reduce-ov
     # for flash attention; SDPA's memory-efficient kernel takes 6.6 ms for its backward alone.
     # The explicit QKᵀ → softmax → V (a 4096² score matrix, 64 MB) is a few matmuls.
     prior.vae.set_attn_processor(AttnProcessor())
-    prior.unet = _compile(prior.unet, None if unet_mode == "default" else unet_mode)
+    prior.unet = _compile(prior.unet, None if unet_mode == "default" else unet_mode,
+                          name="prior UNet")
     # cuDNN runs the VAE's 512² convolutions in NHWC; left NCHW, every convolution is wrapped in
     # two layout transposes (4 ms of the decoder's 24). Inductor's forced channels-last layout
     # removes them: encoder fwd+bwd 11.6 → 9.9 ms, decoder 24.0 → 19.0 ms with the sub-pixel
     # upsamplers, which also replace the nearest-upsample backward's scatter (bench_vae.py).
-    prior.vae.encoder = _compile(prior.vae.encoder, None, channels_last=True)
+    prior.vae.encoder = _compile(prior.vae.encoder, None, channels_last=True,
+                                 name="VAE encoder")
     if decoder:
         compile_decoder(prior)
     return prior
@@ -112,7 +289,8 @@ def compile_decoder(prior: Any) -> Any:
 
     prior.vae.set_attn_processor(AttnProcessor())
     subpixel_upsamplers(prior.vae.decoder)
-    prior.vae.decoder = _compile(prior.vae.decoder, None, channels_last=True)
+    prior.vae.decoder = _compile(prior.vae.decoder, None, channels_last=True,
+                                 name="VAE decoder")
     return prior
 
 
@@ -123,7 +301,8 @@ def compile_depth(depth: Any, mode: str = "reduce-overhead") -> Any:
     each call, hundreds of small kernels that CUDA graphs replay at once (fwd+bwd 24.4 → 7.8
     ms). Forced channels-last convolutions, which pay in the VAE, made it slower (8.6 ms).
     """
-    depth.model = _compile(depth.model, None if mode == "default" else mode)
+    depth.model = _compile(depth.model, None if mode == "default" else mode,
+                           name="depth model")
     return depth
 
 
@@ -135,7 +314,8 @@ def compile_vsd(vsd: Any, mode: str = "reduce-overhead") -> Any:
     Convolutions run channels-last (no cuDNN layout transposes): the training step 26.4 → 23.5
     ms on the H100.
     """
-    vsd.unet = _compile(vsd.unet, None if mode == "default" else mode, channels_last=True)
+    vsd.unet = _compile(vsd.unet, None if mode == "default" else mode, channels_last=True,
+                        name="VSD LoRA UNet")
     return vsd
 
 

@@ -154,7 +154,10 @@ class TrainConfig:
     """Torch device."""
     compile: bool = False
     """Compile the priors' fixed-shape networks (UNet as CUDA graphs, VAE, depth model, VSD's
-    LoRA UNet; :mod:`sdlib.accelerate`). CUDA only; pays off at the paper's size."""
+    LoRA UNet; :mod:`sdlib.accelerate`). CUDA only; pays off at the paper's size. The first
+    step compiles (minutes cold; progress lines are printed) and the compiled graphs are kept
+    in a persistent cache (``$SDLIB_COMPILE_CACHE``, default ``~/.cache/sdlib/inductor``;
+    :func:`sdlib.accelerate.enable_compile_cache`) for the next run."""
     seed: int = 0
     """Seed of every random draw (cameras, t, ε, initialisation)."""
     deterministic: bool = False
@@ -344,15 +347,20 @@ class Trainer:
             config.render, compute_normals=config.render.compute_normals
             and getattr(self.method, "needs_normals", False),
         )
+        self.compile_cache: Path | None = None
+        """The persistent compile cache folder (``config.compile`` only;
+        :func:`sdlib.accelerate.enable_compile_cache`)."""
         if config.compile:
             from sdlib import accelerate
 
+            self.compile_cache = accelerate.enable_compile_cache()
             accelerate.compile_prior(self.prior)
             compile_method = getattr(self.method, "compile", None)
             if compile_method is not None:
                 compile_method()
         self.grad_norm = GradNormEMA(decay=0.98)
         self.step_count = 0
+        self._first_step_reported = False
         self.train_seconds = 0.0
         """Wall-clock seconds spent in :meth:`step` (evaluation and export excluded)."""
         if self.estimator is not None:
@@ -498,6 +506,10 @@ class Trainer:
             torch.cuda.synchronize()
         step_seconds = time.perf_counter() - start
         self.train_seconds += step_seconds
+        if cfg.compile and not self._first_step_reported:  # this step compiled
+            self._first_step_reported = True
+            print(f"first step (compilation included) took {step_seconds:.1f} s; compile "
+                  f"cache: {self.compile_cache}", flush=True)
         record = {
             "step": self.step_count,
             "loss": float(loss.detach()),

@@ -84,3 +84,86 @@ def test_to_device_on_cpu_is_a_plain_copy():
     x = torch.arange(5)
     y = to_device(x, "cpu")
     assert y.device.type == "cpu" and torch.equal(x, y)
+
+
+# ---------------------------------------------------------------------- compile cache, progress
+@pytest.fixture
+def cache_flags():
+    """Inductor's and AOTAutograd's cache switches, off during the test, restored after."""
+    import torch._functorch.config as functorch_config
+    import torch._inductor.config as inductor_config
+
+    with inductor_config.patch(fx_graph_cache=False), \
+            functorch_config.patch(enable_autograd_cache=False):
+        yield inductor_config, functorch_config
+
+
+def test_enable_compile_cache_sets_the_folder_and_the_caches(tmp_path, monkeypatch, cache_flags):
+    from sdlib.accelerate import enable_compile_cache
+
+    inductor_config, functorch_config = cache_flags
+    assert inductor_config.fx_graph_cache is False
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    monkeypatch.setenv("SDLIB_COMPILE_CACHE", str(tmp_path / "sdlib_cache"))
+    folder = enable_compile_cache()
+    assert folder == (tmp_path / "sdlib_cache").absolute() and folder.is_dir()
+    import os
+
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(folder)
+    assert inductor_config.fx_graph_cache is True
+    assert functorch_config.enable_autograd_cache is True
+    assert enable_compile_cache() == folder  # idempotent
+    # without SDLIB_COMPILE_CACHE: ~/.cache/sdlib/inductor
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR")
+    monkeypatch.delenv("SDLIB_COMPILE_CACHE")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert enable_compile_cache() == tmp_path / "home" / ".cache" / "sdlib" / "inductor"
+
+
+def test_enable_compile_cache_respects_a_set_inductor_folder(tmp_path, monkeypatch,
+                                                             cache_flags):
+    import os
+
+    from sdlib.accelerate import enable_compile_cache
+
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "mine"))
+    monkeypatch.setenv("SDLIB_COMPILE_CACHE", str(tmp_path / "not_this"))
+    assert enable_compile_cache() == tmp_path / "mine"
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "mine")
+    assert not (tmp_path / "not_this").exists()
+    # an explicit folder wins
+    assert enable_compile_cache(tmp_path / "explicit") == tmp_path / "explicit"
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "explicit")
+
+
+@pytest.mark.parametrize("backend", ["eager", "aot_eager"])
+def test_compiled_modules_report_their_first_calls(backend, monkeypatch, capsys, tmp_path):
+    """Each compiled module prints a line before and after its first call in each grad mode and
+    around its first backward; is_compiled and _orig_mod keep working."""
+    import sdlib.accelerate as acc
+
+    real_compile = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda module, **kw: real_compile(module,
+                                                                            backend=backend))
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(4, 3)
+    compiled = acc._compile(lin, "reduce-overhead", name="toy net")
+    assert acc.is_compiled(compiled) and compiled._orig_mod is lin
+    assert acc._compile(compiled, None) is compiled  # idempotent
+    x = torch.randn(2, 4, requires_grad=True)
+    with torch.no_grad():
+        compiled(x)
+    out = compiled(x)
+    out.square().sum().backward()
+    compiled(x).sum().backward()  # later calls are silent
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("compiling toy net, no grad (first call: Inductor + CUDA graphs")
+    assert str(tmp_path) in lines[0]
+    assert lines[1].startswith("compiled toy net in ") and lines[1].endswith(" s")
+    assert lines[2].startswith("compiling toy net (first call")
+    assert lines[3].startswith("compiled toy net in ")
+    assert lines[4].startswith("compiling toy net backward")
+    assert lines[5].startswith("compiled toy net backward in ")
+    assert len(lines) == 6
+    torch.testing.assert_close(out, lin(x))
