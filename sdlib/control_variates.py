@@ -44,6 +44,7 @@ $(\sigma_t + 1)\,\mathbb{E}[\nabla\phi]$, i.e. $2\,\mathbb{E}[\nabla\phi]$ at $\
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -440,9 +441,12 @@ def _per_sample(sigma: Tensor | float, like: Tensor) -> Tensor | float:
 
 
 def _phi_and_grad(
-    phi: Callable[[Tensor], Tensor], x_t: Tensor, create_graph: bool
+    phi: Callable[[Tensor], Tensor], x_t: Tensor, create_graph: bool, grad_scale: float = 1.0
 ) -> tuple[Tensor, Tensor]:
-    """Evaluate ``phi`` (``[N, *event] -> [N]``) and its per-sample gradient by autograd."""
+    """Evaluate ``phi`` (``[N, *event] -> [N]``) and its per-sample gradient by autograd
+    (as ``∇(S·Σφ) / S`` for ``grad_scale = S ≠ 1``)."""
+    if not (grad_scale > 0 and math.isfinite(grad_scale)):
+        raise ValueError(f"grad_scale={grad_scale} must be a finite number > 0 (e.g. 1 or 1024)")
     with torch.enable_grad():
         x = x_t if (create_graph and x_t.requires_grad) else x_t.detach().requires_grad_(True)
         value = phi(x)
@@ -451,7 +455,10 @@ def _phi_and_grad(
                 f"phi must map [N, *event] to [N]; got {tuple(value.shape)} for input "
                 f"{tuple(x_t.shape)}"
             )
-        (grad,) = torch.autograd.grad(value.sum(), x, create_graph=create_graph)
+        total = value.sum() if grad_scale == 1.0 else value.sum() * grad_scale
+        (grad,) = torch.autograd.grad(total, x, create_graph=create_graph)
+    if grad_scale != 1.0:
+        grad = grad / grad_scale
     if not create_graph:
         value = value.detach()
     return value, grad
@@ -463,6 +470,7 @@ def stein_control_variate(
     eps: Tensor,
     sigma: Tensor | float,
     create_graph: bool = False,
+    grad_scale: float = 1.0,
 ) -> tuple[Tensor, Tensor]:
     r"""Gaussian Stein control variate $h = \varepsilon\,\phi(x_t) - \sigma\nabla_{x_t}\phi(x_t)$.
 
@@ -477,6 +485,14 @@ def stein_control_variate(
         eps: The noise used to make ``x_t``, ``[N, *event]``.
         sigma: Noise level, a float, 0-d tensor or ``[N]``.
         create_graph: Keep the graph of ``h`` (to learn parameters of ``phi`` through ``h``).
+        grad_scale: ``S``: the gradient is taken of ``S·φ`` and divided by ``S`` (the same
+            number in exact arithmetic; exact in floating point for a power of two without
+            overflow). A half-precision ``phi`` (a float16 depth model and VAE decoder) backs
+            up gradients that may fall below float16's smallest normal number (6e-5) and flush
+            to zero, which biases ``h`` (Stein's identity needs the exact ``∇φ``); ``S`` lifts
+            them into range, as loss scaling does in mixed-precision training. Too large an
+            ``S`` overflows (inf) instead. ``scripts/bench_paper_step.py --fp16_check``
+            measures both against float32.
 
     Returns:
         ``(h, phi_value)``: ``h`` of shape ``[N, *event]`` and ``phi(x_t)`` of shape ``[N]``
@@ -489,7 +505,7 @@ def stein_control_variate(
     """
     if eps.shape != x_t.shape:
         raise ValueError(f"eps {tuple(eps.shape)} and x_t {tuple(x_t.shape)} differ in shape")
-    value, grad = _phi_and_grad(phi, x_t, create_graph)
+    value, grad = _phi_and_grad(phi, x_t, create_graph, grad_scale)
     view = value.reshape(-1, *([1] * (x_t.dim() - 1)))
     h = eps * view - _per_sample(sigma, x_t) * grad
     return h, value

@@ -140,3 +140,26 @@ def test_coefficient_state_round_trip(cls):
     a.update(f, h)
     b.update(f, h)
     torch.testing.assert_close(b.mu, a.mu)
+
+
+def test_grad_scale_is_exact_and_rescues_a_float16_underflow():
+    """∇(S·φ)/S is ∇φ (bitwise for S a power of two); in float16 it keeps gradients that
+    underflow at S = 1. Bad scales are refused."""
+    gen = torch.Generator().manual_seed(0)
+    x_t, eps = torch.randn(3, 4, 5, 5, generator=gen), torch.randn(3, 4, 5, 5, generator=gen)
+    phi = lambda z: (z.sin() * z).flatten(1).sum(1)
+    h1, v1 = stein_control_variate(phi, x_t, eps, 0.7)
+    h2, v2 = stein_control_variate(phi, x_t, eps, 0.7, grad_scale=1024.0)
+    assert torch.equal(v1, v2) and torch.equal(h1, h2)
+    # φ = 1e-8·Σ x with x passed through float16: the backward meets the float16 cast with a
+    # gradient of 1e-8, below float16's smallest subnormal (6e-8): zero at S = 1
+    tiny = lambda z: z.half().float().flatten(1).sum(1) * 1e-8
+    h1, _ = stein_control_variate(tiny, x_t, eps, 1.0)
+    h2, _ = stein_control_variate(tiny, x_t, eps, 1.0, grad_scale=2.0**20)
+    phi_value = tiny(x_t)[:, None, None, None]
+    assert torch.equal(h1, eps * phi_value)  # ∇φ flushed to zero
+    torch.testing.assert_close(eps * phi_value - h2, torch.full_like(x_t, 1e-8), rtol=1e-3,
+                               atol=0)
+    for bad in (0.0, -1.0, float("inf"), float("nan")):
+        with pytest.raises(ValueError, match="grad_scale"):
+            stein_control_variate(phi, x_t, eps, 0.7, grad_scale=bad)

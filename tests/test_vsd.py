@@ -69,3 +69,33 @@ def test_to_epsilon_v_prediction_matches_schedule_math() -> None:
                                rtol=1e-4, atol=1e-5)
     with pytest.raises(ValueError, match="accepted"):
         to_epsilon(v, x_t, abar, t, "sample")
+
+
+def test_loss_scale_gives_the_same_step() -> None:
+    """VSDConfig.loss_scale: the backward of S·L, gradients divided by S: the same gradients
+    and the same update as S = 1 (float32, S a power of two); bad scales are refused."""
+    unet = _tiny_unet()
+    abar = _schedule()
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 4, 8, 8, generator=g)
+    text = torch.randn(2, 5, 16, generator=g)
+    c2w = torch.eye(4).expand(2, 4, 4).clone()
+    runs = []
+    for scale in (1.0, 1024.0):
+        torch.manual_seed(1)
+        vsd = VSD(unet, abar, "epsilon", VSDConfig(lora_rank=4, lr=1e-3, loss_scale=scale,
+                                                    camera_dropout=0.0))
+        with torch.no_grad():  # B ≠ 0, as after some training: every LoRA tensor has a gradient
+            for p in vsd.parameters:
+                p.add_(1e-2 * torch.randn(p.shape, generator=torch.Generator().manual_seed(2)))
+        with torch.enable_grad():
+            vsd.backward(vsd.lora_loss(x, text, c2w, torch.Generator().manual_seed(3)))
+        grads = [p.grad.clone() for p in vsd.parameters]
+        vsd.train_step(x, text, c2w, generator=torch.Generator().manual_seed(3))
+        runs.append((grads, [p.detach().clone() for p in vsd.parameters]))
+    (g1, p1), (g2, p2) = runs
+    assert all(torch.count_nonzero(g) > 0 for g in g1)
+    for a, b in zip(g1 + p1, g2 + p2):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=0)
+    with pytest.raises(ValueError, match="loss_scale"):
+        VSDConfig(loss_scale=0.0)

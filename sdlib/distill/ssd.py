@@ -45,6 +45,7 @@ optimal coefficient of SDS's own ``ε`` grows from about 0.3 at ``t = 50`` to 2�
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -118,6 +119,11 @@ class SSDConfig:
     (:meth:`sdlib.priors.DiffusionPrior.decode_latents_linear`). Any φ keeps SSD unbiased; the
     linear one skips the decoder's forward and backward (at 512² most of φ's cost) and fits
     when the render is no finer than the latent grid (64² renders, 64² latents of SD)."""
+    grad_scale: float = 1.0
+    """``S`` of :func:`sdlib.control_variates.stein_control_variate`: ``∇φ`` is taken as
+    ``∇(S·φ) / S`` (exact maths), so that a float16 depth model's and decoder's backward keeps
+    gradients that would underflow at ``S = 1`` (``scripts/bench_paper_step.py --fp16_check``
+    measures both)."""
 
     def __post_init__(self) -> None:
         if self.baseline not in ("depth", "normal", "constant", "learned"):
@@ -144,6 +150,9 @@ class SSDConfig:
             raise ValueError(f"SSDConfig.decoder={self.decoder!r}; accepted: 'vae', 'linear'")
         if not 0.0 <= self.mask_threshold < 1.0:
             raise ValueError(f"SSDConfig.mask_threshold={self.mask_threshold} not in [0, 1)")
+        if not (self.grad_scale > 0 and math.isfinite(self.grad_scale)):
+            raise ValueError(f"SSDConfig.grad_scale={self.grad_scale} must be a finite number "
+                             "> 0 (1, or a power of two such as 1024)")
 
 
 def ssd_gradient(eps_pred: Tensor, h: Tensor, mu: Tensor | float, weight: Tensor) -> Tensor:
@@ -424,7 +433,8 @@ class SSD:
         """
         sigma = draw.sigma.to(draw.x_t.dtype)
         h, phi = stein_control_variate(self.baseline(draw), draw.x_t, draw.eps, sigma,
-                                       create_graph=create_graph)
+                                       create_graph=create_graph,
+                                       grad_scale=self.config.grad_scale)
         hs = torch.stack([draw.eps, h]) if self.config.with_constant else h[None]
         return hs, phi
 
@@ -513,7 +523,8 @@ class SSD:
         if self.binned is not None:
             raise ValueError("SSD.gradient is the single-coefficient form; with "
                              "coefficient_update='binned' use control()/update() with a Draw")
-        h, phi_value = stein_control_variate(phi, x_t, eps, sigma)
+        h, phi_value = stein_control_variate(phi, x_t, eps, sigma,
+                                             grad_scale=self.config.grad_scale)
         # used for this step, before the update (zero-mean CV); cloned: Adam updates in place
         mu = self.coefficient.mu.clone()
         grad = ssd_gradient(eps_pred, h, mu, weight)

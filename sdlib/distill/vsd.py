@@ -27,6 +27,7 @@ first VSD gradients are exactly zero.
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,6 +56,11 @@ class VSDConfig:
     """LoRA updates per distillation step."""
     target_modules: tuple[str, ...] = ("to_q", "to_k", "to_v", "to_out.0")
     """Attention projections that get LoRA adapters."""
+    loss_scale: float = 1.0
+    """Static loss scale ``S`` of the LoRA step: the backward runs on ``S·L`` and the gradients
+    are divided by ``S`` before Adam (exact maths), so that the float16 UNet's backward keeps
+    gradients that would underflow at ``S = 1`` (``scripts/bench_paper_step.py --fp16_check``
+    measures both)."""
 
     def __post_init__(self) -> None:
         if self.lora_rank < 1:
@@ -63,6 +69,9 @@ class VSDConfig:
             raise ValueError(f"VSDConfig.camera_dropout={self.camera_dropout} not in [0, 1]")
         if self.lr <= 0:
             raise ValueError(f"VSDConfig.lr={self.lr} must be > 0")
+        if not (self.loss_scale > 0 and math.isfinite(self.loss_scale)):
+            raise ValueError(f"VSDConfig.loss_scale={self.loss_scale} must be a finite number "
+                             "> 0 (1, or a power of two such as 1024)")
 
 
 class CameraEmbedding(nn.Module):
@@ -178,6 +187,47 @@ class VSD:
                 self.dtype), class_labels=c2w.float()).sample
         return to_epsilon(out.float(), x_t.float(), self.alphas_cumprod, t, self.prediction_type)
 
+    def lora_loss(
+        self,
+        latents: Tensor,
+        text_embeddings: Tensor,
+        c2w: Tensor,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """The LoRA model's denoising loss on detached latents, with its graph to the LoRA
+        weights (call under ``torch.enable_grad()``); draws ``t``, noise and the camera dropout
+        from ``generator``. Arguments as :meth:`train_step`'s."""
+        x = latents.detach()
+        b = x.shape[0]
+        num_t = self.alphas_cumprod.shape[0]
+        # drawn on the CPU generator, copied without making the host wait for the GPU
+        t = to_device(torch.randint(0, num_t, (b,), generator=generator), x.device)
+        eps = to_device(torch.randn(x.shape, generator=generator).to(x.dtype), x.device)
+        x_t = add_noise(x, eps, self.alphas_cumprod, t)
+        drop = to_device(torch.rand(b, generator=generator) < self.config.camera_dropout, x.device)
+        cam = torch.where(drop[:, None, None], torch.zeros_like(c2w), c2w)
+        if self.prediction_type == "epsilon":
+            target = eps
+        else:  # v = α_t ε − σ_t x
+            alpha, sigma = alpha_sigma(self.alphas_cumprod, t)
+            shape = (-1, *([1] * (x.dim() - 1)))
+            target = alpha.reshape(shape).to(x.dtype) * eps - sigma.reshape(shape).to(x.dtype) * x
+        out = self.unet(x_t.to(self.dtype), t,
+                        encoder_hidden_states=text_embeddings.detach().to(self.dtype),
+                        class_labels=cam.float()).sample
+        return torch.nn.functional.mse_loss(out.float(), target.float())
+
+    def backward(self, loss: Tensor, loss_scale: float | None = None) -> None:
+        """Zeroes the LoRA gradients and fills them with ``∇L`` (as ``∇(S·L) / S`` for a loss
+        scale ``S``, default ``config.loss_scale``)."""
+        scale = self.config.loss_scale if loss_scale is None else float(loss_scale)
+        self.optimizer.zero_grad(set_to_none=True)
+        (loss if scale == 1.0 else loss * scale).backward()
+        if scale != 1.0:
+            grads = [p.grad for p in self.parameters if p.grad is not None]
+            if grads:
+                torch._foreach_div_(grads, scale)
+
     def train_step(
         self,
         latents: Tensor,
@@ -196,28 +246,9 @@ class VSD:
             c2w: ``[B, 4, 4]`` cameras; each is zeroed with probability ``camera_dropout``.
             generator: for reproducible ``t``, noise and dropout draws (CPU generator).
         """
-        x = latents.detach()
-        b = x.shape[0]
-        num_t = self.alphas_cumprod.shape[0]
-        # drawn on the CPU generator, copied without making the host wait for the GPU
-        t = to_device(torch.randint(0, num_t, (b,), generator=generator), x.device)
-        eps = to_device(torch.randn(x.shape, generator=generator).to(x.dtype), x.device)
-        x_t = add_noise(x, eps, self.alphas_cumprod, t)
-        drop = to_device(torch.rand(b, generator=generator) < self.config.camera_dropout, x.device)
-        cam = torch.where(drop[:, None, None], torch.zeros_like(c2w), c2w)
-        if self.prediction_type == "epsilon":
-            target = eps
-        else:  # v = α_t ε − σ_t x
-            alpha, sigma = alpha_sigma(self.alphas_cumprod, t)
-            shape = (-1, *([1] * (x.dim() - 1)))
-            target = alpha.reshape(shape).to(x.dtype) * eps - sigma.reshape(shape).to(x.dtype) * x
         with torch.enable_grad():
-            out = self.unet(x_t.to(self.dtype), t,
-                            encoder_hidden_states=text_embeddings.detach().to(self.dtype),
-                            class_labels=cam.float()).sample
-            loss = torch.nn.functional.mse_loss(out.float(), target.float())
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            loss = self.lora_loss(latents, text_embeddings, c2w, generator)
+            self.backward(loss)
         self.optimizer.step()
         return loss.detach()
 
