@@ -2,6 +2,11 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -39,7 +44,10 @@
 # **Runtime**: with real weights on one H100/H200, about 24 ms (SDS), 53 ms (SSD) and 54 ms
 # (VSD) per compiled step after 2-3 minutes of compilation (`notes/perf_paper_step.md`); the
 # paper's 10,000 (SDS, SSD) and 25,000 (VSD) steps take minutes to tens of minutes per method.
-# Smoke: about 30 s on a 2-core CPU.
+# The first step of each method compiles (each network prints a line when it starts and when it
+# is done); the compiled graphs are kept in `$SDLIB_COMPILE_CACHE` (default
+# `~/.cache/sdlib/inductor`), so a second run compiles much faster. Smoke: about 30 s on a
+# 2-core CPU.
 #
 # **sdlib modules**: `sdlib.train` (`paper_config`, `Trainer`), `sdlib.priors` (loaders,
 # `build`), `sdlib.preflight`, `sdlib.gradient_variance`, `sdlib.viewer`, `sdlib.figures`.
@@ -56,6 +64,7 @@ steps: int = 0  # optimisation steps per method; 0 means the paper preset's (10k
 prompt: str = "a delicious hamburger"  # the text prompt
 variance_samples: int = 16  # per-method gradients for the variance at a shared theta
 run_dir: str = ""  # run folders go here; empty means out_dir/runs
+compiled: bool = True  # compile the priors on CUDA (the paper preset); False: eager PyTorch
 
 # %%
 from sdlib.figures import resolve_out_dir
@@ -81,7 +90,7 @@ from sdlib.viewer import plot_training_curves, read_jsonl, to_image
 NOTEBOOK = "50_stable_diffusion.ipynb"
 parameters = dict(seed=seed, device=device, smoke=smoke, out_dir=out_dir, prior=prior,
                   depth=depth, methods=methods, steps=steps, prompt=prompt,
-                  variance_samples=variance_samples, run_dir=run_dir)
+                  variance_samples=variance_samples, run_dir=run_dir, compiled=compiled)
 method_list = [m.strip() for m in methods.split(",") if m.strip()]
 runs_root = Path(run_dir) if run_dir else Path(out_dir) / "runs" / "50_stable_diffusion"
 
@@ -111,6 +120,8 @@ print("depth:", depth)
 def run_config(method: str):
     """The paper preset for ``method`` with this notebook's models (tiny sizes when smoke)."""
     overrides = dict(prior=prior, depth=depth, device=device, seed=seed)
+    if not compiled:
+        overrides["compile"] = False
     if steps:
         overrides["steps"] = steps
     if smoke:  # CPU-sized: 2 steps, 16² renders, a small grid, dense sampler, small outputs
@@ -134,11 +145,14 @@ def run_config(method: str):
 # %%
 trainers: dict[str, Trainer] = {}
 seconds: dict[str, float] = {}
+peak_gib: dict[str, float] = {}
 shared_prior = shared_depth = None
 for method in method_list:
     folder = runs_root / method
     for name in ("metrics.jsonl", "eval.jsonl", "checkpoint.pt"):
         (folder / name).unlink(missing_ok=True)
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()  # this method's peak, the priors included
     trainer = Trainer(run_config(method), out_dir=folder, prior=shared_prior, depth=shared_depth)
     shared_prior = trainer.prior
     shared_depth = trainer.depth_prior or shared_depth
@@ -146,7 +160,13 @@ for method in method_list:
     trainer.run(progress=not smoke)
     seconds[method] = time.perf_counter() - start
     trainers[method] = trainer
-    print(f"{method}: {trainer.step_count} steps in {seconds[method]:.1f} s")
+    first_ms = read_jsonl(folder / "metrics.jsonl")[0]["step_ms"]
+    line = (f"{method}: {trainer.step_count} steps in {seconds[method]:.1f} s (first step "
+            f"{first_ms / 1000:.1f} s, compilation included)")
+    if trainer.device.type == "cuda":
+        peak_gib[method] = torch.cuda.max_memory_allocated() / 2**30
+        line += f", peak GPU memory {peak_gib[method]:.2f} GiB"
+    print(line)
 print(shared_prior)
 
 # %% [markdown]
@@ -161,7 +181,8 @@ for method, trainer in trainers.items():
                                smooth=1 if smoke else 50)
     savefig(fig, f"fig50_{method}_curves", out_dir=out_dir, notebook=NOTEBOOK,
             parameters=parameters, seed=seed,
-            data=dict(last=records[-1], seconds=seconds[method], prior=prior, depth=depth))
+            data=dict(last=records[-1], seconds=seconds[method], prior=prior, depth=depth,
+                      first_step_ms=records[0]["step_ms"], peak_gib=peak_gib.get(method)))
     plt.show()
 
 # %% [markdown]

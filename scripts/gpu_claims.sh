@@ -5,18 +5,9 @@
 # $OUT/claims.tgz (without checkpoints), $OUT/main_log.txt and $OUT/dmon.txt (GPU load).
 set -u
 secs=$1; shift
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-    --target /tmp/site .whl/*.whl
-export PYTHONPATH=/tmp/site:$PWD TORCH_CUDA_ARCH_LIST=9.0 OMP_NUM_THREADS=1 PYTHONUNBUFFERED=1 \
-    HF_HUB_OFFLINE=1
+source scripts/gpu_setup.sh  # wheels into /tmp/site, PYTHONPATH, nerfacc built before the ranks
+export OMP_NUM_THREADS=1
 if [ ! -d outputs/claims ] && [ -d outputs/claims_prev ]; then cp -r outputs/claims_prev outputs/claims; fi
-python3 - <<'PY'
-import torch, nerfacc  # builds nerfacc's CUDA extension once, before the ranks start
-est = nerfacc.OccGridEstimator(torch.tensor([-1.0, -1, -1, 1, 1, 1]), resolution=32).cuda()
-rays_o = torch.zeros(8, 3, device="cuda")
-rays_d = torch.nn.functional.normalize(torch.randn(8, 3, device="cuda"), dim=-1)
-print("nerfacc ok", est.sampling(rays_o, rays_d, render_step_size=0.1)[0].shape)
-PY
 nvidia-smi dmon -s u -d 5 > "$OUT/dmon.txt" 2>&1 &
 dmon=$!
 timeout -k 15 "$secs" torchrun --standalone --nproc_per_node "${NPROC:-16}" scripts/claims_sweep.py \
