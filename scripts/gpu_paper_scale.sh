@@ -32,11 +32,21 @@
 # tables), logs.tgz (each phase's log, JSON and status) and nb50.tgz (the executed notebook and
 # its figures).
 #
+# Expected on the H200 (16 host cores; estimates from earlier runs, not yet measured as phases):
+# setup 50-60 s, models 30-60 s, fp16_check 60-100 s (in the background), cold_sds 60-180 s,
+# warm_sds 70-110 s, cold_ssd ~150-170 s, warm_ssd 90-130 s, cold_vsd 170-330 s, warm_vsd
+# 90-130 s, deterministic 50-80 s, nb50 120-200 s (eager) - more than one call's 540 s: a phase
+# starts only if its minimum fits (cold: MIN_COLD_SDS 100, _SSD 170, _VSD 240; warm: MIN_WARM 90;
+# the long run stops 25 s before its phase's limit), the rest is marked "notrun", and a second
+# call finishes it: unpack the first call's logs.tgz into outputs/paper_scale_prev, carry it,
+# and run with PREV=outputs/paper_scale_prev (METHODS=vsd, say); its table merges both calls.
+#
 # Environment: BUDGET (540), METHODS ("sds ssd vsd"), LONG_STEPS (1000), NB_STEPS (200), SKIP
-# (phases to leave out, e.g. "nb50 deterministic"), PARALLEL_FP16 (1), STATE (outputs/paper_scale;
-# emptied at the start unless KEEP_STATE=1), PREV (an earlier call's logs.tgz unpacked, e.g.
-# outputs/paper_scale_prev, carried: its finished phases are skipped and its results merged;
-# a cold_<m> is re-run with its warm_<m> unless warm_<m> is done).
+# (phases to leave out, e.g. "nb50 deterministic"), PARALLEL_FP16 (1), MIN_COLD_<METHOD>,
+# MIN_WARM, STATE (outputs/paper_scale; emptied at the start unless KEEP_STATE=1), PREV (an
+# earlier call's logs.tgz unpacked: its finished phases are skipped and its results merged; a
+# cold_<m> is re-run with its warm_<m> unless warm_<m> is done). Notebook 50 runs compiled only
+# when this call warmed the cache for all three methods, else eager.
 set -u
 OUT=${OUT:?set OUT to an output folder}
 START=$(date +%s)
@@ -76,6 +86,13 @@ else
     FP16_ARGS=()
 fi
 BENCH=("$PY" scripts/bench_paper_step.py "${DEVICE[@]}" --workdir "$MODELS")
+# the seconds a phase needs before it is started (H200 estimates; MIN_COLD_<M> overrides)
+min_cold() {
+    local var="MIN_COLD_${1^^}" default=20
+    if [ "$CPU" != 1 ]; then case $1 in sds) default=100;; ssd) default=170;; *) default=240;; esac; fi
+    echo "${!var:-$default}"
+}
+MIN_WARM=${MIN_WARM:-$([ "$CPU" = 1 ] && echo 15 || echo 90)}
 
 elapsed() { echo $(( $(date +%s) - START )); }
 left() { echo $(( BUDGET - $(elapsed) - RESERVE )); }
@@ -139,12 +156,19 @@ if [ "${PARALLEL_FP16:-1}" = 1 ]; then
 fi
 for m in $METHODS; do
     if ! done_before "warm_$m"; then
-        FORCE=1 phase "cold_$m" 420 60 "${BENCH[@]}" --methods "$m" --variants "$VARIANT" \
-            --no-theta_grad --no-ssd_linear --steps "$STEPS" --warmup "$WARMUP" --parts 0 \
-            --long_steps 0 --profile "" --out "$STATE/cold_$m.json"
+        # a cold phase starts only with time for its compilation (else the time goes to the
+        # phases after it; METHODS=... PREV=... in a second call does the rest)
+        FORCE=1 phase "cold_$m" 420 "$(min_cold "$m")" "${BENCH[@]}" --methods "$m" \
+            --variants "$VARIANT" --no-theta_grad --no-ssd_linear --steps "$STEPS" \
+            --warmup "$WARMUP" --parts 0 --long_steps 0 --profile "" --out "$STATE/cold_$m.json"
     fi
     if [ -n "$fp16_pid" ]; then wait "$fp16_pid"; fp16_pid=; fi  # nothing beside the timings
-    phase "warm_$m" 300 60 "${BENCH[@]}" --methods "$m" --variants "$VARIANT" \
+    if [ ! -f "$STATE/cold_$m.done" ] && ! done_before "warm_$m"; then
+        echo "== warm_$m: not run (cold_$m did not finish in this call: the cache is not warm)"
+        echo "warm_$m notrun 0" >> "$STATE/phases.tsv"
+        continue
+    fi
+    phase "warm_$m" 300 "$MIN_WARM" "${BENCH[@]}" --methods "$m" --variants "$VARIANT" \
         --no-theta_grad --no-ssd_linear --steps "$STEPS" --warmup "$WARMUP" --parts 0 \
         --long_steps "$LONG_STEPS" --profile "" --out "$STATE/warm_$m.json"
 done
