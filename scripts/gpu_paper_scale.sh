@@ -187,6 +187,7 @@ mkdir -p "$STATE/nb50"
 NB_COMPILED=True
 for m in sds ssd vsd; do [ -f "$STATE/warm_$m.done" ] || NB_COMPILED=False; done
 if [ "$CPU" = 1 ]; then
+    NB_COMPILED=False  # the smoke run is eager
     NB_PARAMS=(-p device cpu -p smoke True)
 else
     NB_PARAMS=(-p device cuda -p prior "$MODELS/sd21_base_random"
