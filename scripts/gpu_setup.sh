@@ -5,7 +5,7 @@
 # image lacks), sets PYTHONPATH and the environment, and builds nerfacc's CUDA extension once for
 # the H100/H200's architecture (TORCH_CUDA_ARCH_LIST=9.0; ~45 s the first time on a machine).
 # Sets SETUP_SECONDS.
-# .whl/notebook (ignored by git, 31 wheels, 6 MB) was made on the CPU machine with
+# .whl/notebook (ignored by git, 31 wheels, 5 MB) was made on the CPU machine with
 #   pip download papermill ipykernel --only-binary=:all: --python-version 3.12 \
 #       --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
 #       --platform manylinux2014_x86_64 --platform manylinux1_x86_64 -d .whl/notebook
