@@ -120,3 +120,27 @@ def test_compile_needs_cuda_and_paper_preset_adapts_to_the_device():
     cfg = paper_config("a hamburger", "ssd", device="cpu")
     assert (cfg.prior_dtype, cfg.compile) == ("float32", False)
     assert paper_config("a hamburger", "vsd", device="cpu").guidance_scale == 7.5
+
+
+def test_render_eval_one_view_at_a_time_equals_one_batch(tiny_priors, tmp_path) -> None:
+    """render_eval renders view by view (memory); the result is the batch render's."""
+    from sdlib.cameras import eval_cameras
+    from sdlib.nerf.render import render_cameras
+
+    root, prior, depth = tiny_priors
+    trainer = Trainer(_config(root, "sds"), out_dir=tmp_path, prior=prior, depth=depth)
+    torch.manual_seed(0)
+    with torch.no_grad():  # a field that is not uniform, so views differ
+        for p in trainer.field.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    cams = eval_cameras(4, device="cpu")
+    got = trainer.render_eval(cams, 12)
+    trainer.field.eval()
+    with torch.no_grad():
+        ref = render_cameras(trainer.field, cams, 12, 12, estimator=trainer.estimator,
+                             config=replace(trainer.config.render, stratified=False))
+    assert got.rgb.shape == (4, 12, 12, 3)
+    assert not torch.allclose(got.rgb[0], got.rgb[1])
+    torch.testing.assert_close(got.rgb, ref.rgb, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(got.depth, ref.depth, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(got.mask, (ref.opacity > 0.5).float())
