@@ -7,8 +7,12 @@ Every run is ``scene_config(scene prompt, method, seed=...)`` (``sdlib.scene_pre
 for ``--steps`` steps and scored by ``Trainer.evaluate`` at the 8 inside-out evaluation views
 (depth Pearson, PSNR, CIE76 colour error, classifier accuracy; ``sdlib.shapezoo.scene_metrics``).
 Runs are spread over ``--gpus`` GPUs, ``--jobs_per_gpu`` processes each (the ShapeZoo models are
-small: several runs share a GPU well). A run still going at ``--time_limit_s`` is scored where it
-is (``steps_done`` says so), so the command ends in time.
+small: several runs share a GPU well); each worker takes the next unclaimed run. A run still going
+at ``--time_limit_s`` is scored where it is (``steps_done`` says so, ``partial`` marks it) and
+checkpointed, so the command ends in time and the next call with the same ``--work`` resumes it
+(finished runs keep their ``result.json`` and are skipped; ``--no-resume`` starts afresh). On the
+lent GPU machine ``--work`` survives between calls while the machine stays warm:
+``bash scripts/gpu_scenes.sh SECONDS [arguments]`` wraps the sweep for that.
 
 Writes to ``--out`` (at most 6 files): ``scene_table.json`` (every run, and the per-scene,
 per-method means over seeds), ``scene_table.md``, ``panoramas.png`` (seed 0: for each scene
@@ -47,15 +51,18 @@ def _worker(args) -> None:
     from sdlib.shapezoo.scene_metrics import scene_eval_cameras
     from sdlib.train import Trainer
 
-    tasks = _tasks(args)[args.worker::args.n_workers]
     out = Path(args.work)
     out.mkdir(parents=True, exist_ok=True)
     deadline = args.t0 + args.time_limit_s
-    for task in tasks:
+    for task in _tasks(args):
+        tag = f"{task['scene']}_{task['method']}_s{task['seed']}"
+        if (out / tag / "result.json").exists() or not _claim(out / f"claim_{tag}"):
+            continue  # finished in an earlier call, or taken by another worker in this one
         scene = get_scene(task["scene"])
         cfg = scene_config(scene.prompt, task["method"], baseline=args.baseline, steps=args.steps,
                            seed=task["seed"], device=args.device, eval_every=args.eval_every,
-                           checkpoint_every=0, turntable_frames=0, prior=args.prior,
+                           checkpoint_every=args.checkpoint_every, turntable_frames=0,
+                          prior=args.prior,
                            depth=args.depth)
         if args.smoke:  # a CPU check of the plumbing: tiny field, dense sampler, 16² renders
             from dataclasses import replace
@@ -68,8 +75,9 @@ def _worker(args) -> None:
                                                                      log2_table_size=10)),
                           render=RenderConfig(sampler="dense", n_samples=12,
                                               compute_normals=False))
-        tag = f"{task['scene']}_{task['method']}_s{task['seed']}"
         trainer = Trainer(cfg, out_dir=out / tag)
+        if (out / tag / "checkpoint.pt").exists():  # an earlier call's run, cut by its limit
+            trainer.load_checkpoint(out / tag / "checkpoint.pt")
         t0 = time.time()
         while trainer.step_count < cfg.steps and time.time() < deadline:
             trainer.step()
@@ -78,9 +86,14 @@ def _worker(args) -> None:
         scores = trainer.evaluate()
         record = {**task, **scores, "steps_done": trainer.step_count,
                   "seconds": round(time.time() - t0, 1)}
+        if trainer.step_count < cfg.steps:  # cut by the limit: keep the state for the next call
+            trainer.save_checkpoint()
+            record["partial"] = True
+        else:
+            (out / tag / "result.json").write_text(json.dumps(record) + "\n")
         with open(out / f"results_{args.worker}.jsonl", "a") as fh:
             fh.write(json.dumps(record) + "\n")
-        if task["seed"] == args.seeds[0]:
+        if task["seed"] == args.seeds[0] and not record.get("partial"):
             pano = trainer.render_eval(scene_eval_cameras(12, device=args.device), 64)
             np.save(out / f"pano_{tag}.npy",
                     (pano.rgb.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy())
@@ -89,6 +102,15 @@ def _worker(args) -> None:
         torch.cuda.empty_cache()
         if time.time() >= deadline:
             break
+
+
+def _claim(path: Path) -> bool:
+    """Takes a task for this worker: True for the one process that creates ``path``."""
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        return True
+    except FileExistsError:
+        return False
 
 
 def _mean(values: list[float]) -> float:
@@ -108,8 +130,18 @@ def _aggregate(args) -> None:
 
     out = Path(args.out)
     work = Path(args.work)
-    runs = [json.loads(line) for f in sorted(work.glob("results_*.jsonl"))
-            for line in f.read_text().splitlines() if line.strip()]
+    # finished runs (from every call), then each unfinished run's latest partial score
+    runs = [json.loads(f.read_text()) for f in sorted(work.glob("*/result.json"))]
+    done = {(r["scene"], r["method"], r["seed"]) for r in runs}
+    latest: dict = {}
+    for f in sorted(work.glob("results_*.jsonl")):
+        for line in f.read_text().splitlines():
+            r = json.loads(line) if line.strip() else None
+            key = r and (r["scene"], r["method"], r["seed"])
+            if r and key not in done and r["steps_done"] >= latest.get(key, {}).get(
+                    "steps_done", -1):
+                latest[key] = r
+    runs += list(latest.values())
     keys = ("depth_pearson", "psnr", "color_error", "classifier_accuracy")
     table: dict = {}
     for r in runs:
@@ -175,7 +207,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--smoke", action="store_true", help="CPU plumbing check: tiny sizes")
     ap.add_argument("--gpus", type=int, default=1)
     ap.add_argument("--jobs_per_gpu", type=int, default=3)
-    ap.add_argument("--time_limit_s", type=float, default=540.0)
+    ap.add_argument("--time_limit_s", type=float, default=540.0,
+                    help="no training step starts after this (the final evaluations follow)")
+    ap.add_argument("--checkpoint_every", type=int, default=500)
+    ap.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
+                    help="continue the runs in --work: skip finished ones, resume cut ones")
     ap.add_argument("--worker", type=int, default=-1, help=argparse.SUPPRESS)
     ap.add_argument("--n_workers", type=int, default=1, help=argparse.SUPPRESS)
     ap.add_argument("--t0", type=float, default=0.0, help=argparse.SUPPRESS)
@@ -186,10 +222,14 @@ def main(argv: list[str] | None = None) -> None:
     args.t0 = time.time()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    if Path(args.work).exists():  # a fresh sweep: results of an earlier one would be mixed in
+    work = Path(args.work)
+    if work.exists() and not args.resume:  # a fresh sweep: no results of an earlier one
         import shutil
 
-        shutil.rmtree(args.work)
+        shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    for f in work.glob("claim_*"):  # claims belong to one call; finished runs keep result.json
+        f.unlink()
     n = args.gpus * args.jobs_per_gpu
     procs = []
     log = open(out / "sweep.log", "w")

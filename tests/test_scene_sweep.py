@@ -1,0 +1,31 @@
+"""The scene sweep's plumbing on CPU: a run cut by the time limit resumes in the next call."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "scene_sweep.py"
+
+
+def _sweep(tmp_path: Path, limit: float) -> list[dict]:
+    cmd = [sys.executable, str(SCRIPT), "--smoke", "--device", "cpu", "--out",
+           str(tmp_path / "out"), "--work", str(tmp_path / "work"), "--methods", "sds",
+           "--scenes", "kitchen", "--seeds", "0", "--steps", "3", "--eval_every", "0",
+           "--jobs_per_gpu", "1", "--time_limit_s", str(limit)]
+    subprocess.run(cmd, check=True, capture_output=True, timeout=300)
+    return json.loads((tmp_path / "out" / "scene_table.json").read_text())["runs"]
+
+
+def test_a_cut_run_resumes_and_a_finished_one_is_skipped(tmp_path) -> None:
+    runs = _sweep(tmp_path, limit=0)  # no step starts: scored at step 0 and checkpointed
+    assert [(r["steps_done"], r.get("partial")) for r in runs] == [(0, True)]
+    assert (tmp_path / "work" / "kitchen_sds_s0" / "checkpoint.pt").exists()
+    runs = _sweep(tmp_path, limit=600)  # the next call finishes it
+    assert [(r["steps_done"], r.get("partial")) for r in runs] == [(3, None)]
+    result = json.loads((tmp_path / "work" / "kitchen_sds_s0" / "result.json").read_text())
+    lines = (tmp_path / "work" / "results_0.jsonl").read_text().splitlines()
+    assert len(lines) == 2
+    runs = _sweep(tmp_path, limit=600)  # nothing left: the finished run is not run again
+    assert runs == [result]
+    assert len((tmp_path / "work" / "results_0.jsonl").read_text().splitlines()) == 2
