@@ -94,9 +94,9 @@ class TrainSDConfig:
     unet_latents: Literal["mean", "sample"] = "mean"
     """What the UNet learns the distribution of: the autoencoder's posterior ``mean`` (what
     ``DiffusionPrior.encode_images`` gives the distillation) or posterior ``sample`` s, as SD does.
-    SD's posterior noise is tiny, so the two agree there; ShapeZoo-SD's is about half the latent
-    spread (notes/colour.md), and a prior trained on samples cannot tell a recoloured object's
-    latents from its own noise: the distillation then cannot correct colours through the encoder."""
+    SD's posterior noise is tiny, so the two agree there; ShapeZoo-SD's was about half the latent
+    spread. The shipped priors use ``mean``. It was meant to let the distillation correct colours
+    through the encoder, and it did not (notes/colour.md, last section)."""
     unet_steps: int = 7000
     """UNet + text encoder steps."""
     unet_batch: int = 256
