@@ -2,6 +2,11 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -29,19 +34,21 @@
 # checked inline against `sdlib`; and how to switch to real Stable Diffusion and MiDaS.
 #
 # **Runtimes.** This notebook: about 1 minute on an H100 (50 DDIM steps), about 65 s on a 2-core
-# CPU with `smoke=True`. Training the shipped weights from scratch on one H100
-# (`bash scripts/train_priors.sh`, about 8.5 minutes in all): ShapeZoo-SD 5.8 min
-# (`python -m sdlib.priors.train_sd`: rendering 24,576 views 1 s, VAE 3,000 steps 101 s, UNet +
-# text encoder 2,781 steps 245 s, stopped by its 300 s time budget), classifier 47 s
-# (`python -m sdlib.priors.train_classifier`, 2,000 steps), ShapeZoo-DPT 103 s
-# (`python -m sdlib.priors.train_depth`, 3,000 steps, 30% latent-noised inputs).
+# CPU with `smoke=True`. Training the shipped weights from scratch on objects and scenes (a
+# quarter of the 24,576 training views are the 6 ShapeZoo scenes seen from inside) on one H200
+# (`OUT=... bash scripts/retrain_priors_gpu.sh`, 390 s in all, `notes/priors_h200/`): rendering 7 s;
+# ShapeZoo-SD's VAE 2,278 steps in its 80 s budget, then UNet + text encoder 2,360 steps in 270 s,
+# trained on the autoencoder's posterior means; the classifier (1,173 steps, 60 s) and ShapeZoo-DPT
+# (2,345 steps, 120 s) train beside the UNet; then the evaluation.
 #
-# **Measured** (H100, `python scripts/eval_priors.py`: 50 DDIM steps, s = 7.5, 4 samples per prompt
-# per view suffix, 432 samples): the classifier names 99.8% of the samples correctly (front, side,
-# back 100%, overhead 99.1%); VAE PSNR on 2,048 held-out renders 37.1 dB (mean over images; 34.2 dB
-# from the mean MSE); ShapeZoo-DPT Pearson with the true inverse depth inside the mask 0.965 on clean
-# held-out renders, 0.961 / 0.955 / 0.941 / 0.889 / 0.745 / 0.559 at t = 0.1 / 0.2 / 0.3 / 0.5 /
-# 0.7 / 0.9; classifier accuracy on held-out true renders 99.95%.
+# **Measured** (H200, `python scripts/eval_priors.py`: 50 DDIM steps, s = 7.5, 4 samples per prompt
+# per view suffix): the classifier names 100% of the 432 object samples and of the 96 scene samples
+# correctly; VAE PSNR on held-out renders 34.6 dB (objects) and 32.7 dB (scenes); ShapeZoo-DPT
+# Pearson with the true inverse depth 0.951 on clean object renders (0.943 / 0.930 / 0.909 / 0.825
+# / 0.646 / 0.513 at t = 0.1 / 0.2 / 0.3 / 0.5 / 0.7 / 0.9) and 0.982 on scenes (0.810 at t = 0.9);
+# classifier accuracy on held-out true renders 99.9% (objects) and 100% (scenes). The priors shipped
+# before these knew objects only; against them, text-to-3D objects keep their shape (mask IoU
+# −0.002) but come out with worse colours (ΔE +2.9; `notes/priors_h200/README.md`).
 
 # %% tags=["parameters"]
 seed: int = 0  # random seed of sampling and rendering
@@ -68,6 +75,7 @@ from sdlib.plotting import image_grid
 from sdlib.priors import DepthPrior, DiffusionPrior, load_classifier
 from sdlib.priors._train import render_views
 from sdlib.priors.train_depth import noised_images, pearson_in_mask
+from sdlib.shapezoo import is_scene_prompt
 
 if device.startswith("cuda") and not torch.cuda.is_available():
     device = "cpu"
@@ -121,15 +129,17 @@ print("predict_noise matches eps_u + s (eps_y - eps_u)")
 # %% [markdown]
 # ## Samples for every prompt × view suffix, named by the classifier
 # DDIM, `n_steps` steps, guidance `s`. A red title marks a sample the classifier names wrongly.
+# Objects are prompted with each view suffix; scenes (the last rows) with their prompt alone, as
+# they were captioned in training: their four columns are four samples from inside.
 
 # %%
 all_prompts, targets, views = [], [], []
 for p in prompts:
     for v, s in enumerate(VIEW_SUFFIXES):
         for _ in range(per_view):
-            all_prompts.append(view_prompt(p, s))
+            all_prompts.append(p if is_scene_prompt(p) else view_prompt(p, s))
             targets.append(names.index(p))
-            views.append(v)
+            views.append(-1 if is_scene_prompt(p) else v)
 gen = torch.Generator(device=device).manual_seed(seed)
 t0 = time.time()
 samples = torch.cat([prior.sample(all_prompts[i:i + 256], num_inference_steps=n_steps,
@@ -139,7 +149,11 @@ t_sample = time.time() - t0
 pred = classifier.predict(samples).cpu()
 correct = pred == torch.tensor(targets)
 accuracy = correct.float().mean().item()
-acc_per_view = {s: correct[torch.tensor(views) == v].float().mean().item() for v, s in enumerate(VIEW_SUFFIXES)}
+views = torch.tensor(views)
+acc_per_view = {s: correct[views == v].float().mean().item() for v, s in enumerate(VIEW_SUFFIXES)
+                if (views == v).any()}
+if (views == -1).any():
+    acc_per_view["scenes"] = correct[views == -1].float().mean().item()
 print(f"{len(samples)} samples in {t_sample:.1f}s; classifier accuracy {accuracy:.3f}; per view {acc_per_view}")
 
 # %%
@@ -151,7 +165,8 @@ fig, axes = image_grid(
     col_labels=[VIEW_SUFFIXES[c // per_view] if c % per_view == 0 else "" for c in range(cols)],
     red=wrong, notes={rc: names[int(pred[rc[0] * cols + rc[1]])][:18] for rc in wrong},
     title=f"ShapeZoo-SD samples (DDIM {n_steps}, s = {guidance_scale}); classifier accuracy "
-          f"{accuracy:.1%}; red: named wrongly (the classifier's name below)",
+          f"{accuracy:.1%}; red: named wrongly (the classifier's name below); scenes: the "
+          f"prompt alone, no view suffix",
     cell=1.1, label_size=7)
 savefig(fig, "fig22_samples", out_dir=out_dir, notebook="22_priors.ipynb", parameters=parameters, seed=seed,
         data={"classifier_accuracy": accuracy, "accuracy_per_view": acc_per_view, "n_samples": len(samples),
@@ -167,8 +182,9 @@ plt.show()
 # %%
 data = render_views(n_depth, seed + 1000, device, 64, progress=False)
 true_inv = data.inverse_depth()[:, 0]
+in_scene = (data.object_index >= len(names) - sum(map(is_scene_prompt, names))).cpu()
 gen = torch.Generator(device=device).manual_seed(seed)
-pearson, examples = {}, {}
+pearson, pearson_split, examples = {}, {}, {}
 with torch.no_grad():
     for tf in noise_levels:
         x = data.images
@@ -177,9 +193,14 @@ with torch.no_grad():
             x = torch.cat([noised_images(x[i:i + 128], tt[i:i + 128], "latent", vae=prior.vae,
                                          abar=prior.alphas_cumprod, generator=gen) for i in range(0, len(x), 128)])
         d = torch.cat([depth(x[i:i + 128]) for i in range(0, len(x), 128)])
-        pearson[tf] = pearson_in_mask(d, true_inv, data.mask).nanmean().item()
+        r_views = pearson_in_mask(d, true_inv, data.mask).cpu()
+        pearson[tf] = r_views.nanmean().item()
+        pearson_split[tf] = {"objects": r_views[~in_scene].nanmean().item(),
+                             "scenes": r_views[in_scene].nanmean().item()}
         examples[tf] = (x[:4].cpu(), d[:4].cpu())
 print({f"t={k}": round(v, 4) for k, v in pearson.items()})
+print(f"objects {int((~in_scene).sum())} views, scenes {int(in_scene.sum())} views:",
+      {f"t={k}": {a: round(b, 3) for a, b in v.items()} for k, v in pearson_split.items()})
 
 # %%
 shown = [tf for tf in noise_levels if tf in (0.0, 0.3, 0.7, 0.9)] or noise_levels
@@ -198,15 +219,19 @@ for ax in axes.flat:
     ax.set_xticks([])
     ax.set_yticks([])
 savefig(fig, "fig22_depth", out_dir=out_dir, notebook="22_priors.ipynb", parameters=parameters, seed=seed,
-        data={"pearson_vs_t": {str(k): v for k, v in pearson.items()}, "n_views": n_depth})
+        data={"pearson_vs_t": {str(k): v for k, v in pearson.items()}, "n_views": n_depth,
+              "pearson_vs_t_split": {str(k): v for k, v in pearson_split.items()}})
 plt.show()
 
 # %%
 fig, ax = plt.subplots(figsize=(4, 3))
-ax.plot(list(pearson), list(pearson.values()), "o-")
+ax.plot(list(pearson), list(pearson.values()), "o-", label="all")
+for part, style in (("objects", "s--"), ("scenes", "^:")):
+    ax.plot(list(pearson_split), [v[part] for v in pearson_split.values()], style, label=part)
+ax.legend(fontsize=8)
 ax.set_xlabel("noise level t / 1000")
 ax.set_ylabel("Pearson(DPT, true 1/depth) in mask")
-ax.set_ylim(min(0.0, min(pearson.values())), 1.0)
+ax.set_ylim(min(0.0, min(min(v.values()) for v in pearson_split.values())), 1.0)
 ax.grid(alpha=0.3)
 savefig(fig, "fig22_depth_vs_noise", out_dir=out_dir, notebook="22_priors.ipynb", parameters=parameters,
         seed=seed, data={"pearson_vs_t": {str(k): v for k, v in pearson.items()}})
@@ -247,11 +272,13 @@ print(f"notebook ran in {time.time() - t_start:.0f}s on {device}")
 # ## Takeaway
 #
 # With the committed parameters (`figures/fig22_*.json`: CPU, DDIM 50 steps, s = 7.5, one sample
-# per prompt and view suffix, 108 samples): the classifier names 100% of ShapeZoo-SD's samples
-# correctly, in every view (front, side, back, overhead); the guidance line
-# $\hat\varepsilon = \varepsilon_u + s(\varepsilon_y - \varepsilon_u)$ matches `predict_noise`. ShapeZoo-DPT's
-# Pearson correlation with the true inverse depth inside the mask is 0.958 on clean renders,
-# 0.932 at $t = 0.3$, 0.872 at 0.5 and 0.506 at 0.9 (256 views). That decay matters for SSD:
+# per prompt and view suffix, 132 samples): the classifier names 99.2% of ShapeZoo-SD's samples
+# correctly: every side, back and overhead view and every scene, and 26 of 27 front views (a
+# traffic cone taken for a table lamp). The guidance line
+# $\hat\varepsilon = \varepsilon_u + s(\varepsilon_y - \varepsilon_u)$ matches `predict_noise`.
+# ShapeZoo-DPT's Pearson correlation with the true inverse depth inside the mask is 0.953 on clean
+# object renders, 0.915 at $t = 0.3$, 0.835 at 0.5 and 0.513 at 0.9; on scenes 0.984, 0.979,
+# 0.963 and 0.763 (256 views, a quarter of them scenes). That decay matters for SSD:
 # its baseline applies the depth model to $\mathrm{decode}(x_t)$, so at large $t$ the baseline
 # sees mostly noise. The priors are good enough that what the distillation notebooks (30, 31)
 # measure is the estimators, not a broken model.
