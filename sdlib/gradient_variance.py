@@ -244,10 +244,11 @@ def paired_gradients(
     sketch = CountSketch(sum(p.numel() for p in params), sketch_dim, seed, trainer.device)
     theta = {name: [] for name in estimators}
     latent = {name: [] for name in estimators}
+    normals = any(getattr(est, "needs_normals", False) for est in estimators.values())
     with _sampling(trainer, antithetic=False):
         for k in range(n_cameras):
             cam = cams[k]
-            out = trainer.render(cam)
+            out = trainer.render(cam, normals=normals)
             latents = trainer.encode(out)  # [1, C, h, w], with its graph to θ
             idx = torch.zeros(n_noises, dtype=torch.long, device=trainer.device)
             cam_n = cam[idx]

@@ -367,12 +367,18 @@ class Trainer:
             update_occupancy(self.estimator, self.field, 0, config.render)
 
     # ------------------------------------------------------------------ one step
-    def render(self, cameras: Cameras, size: int | None = None) -> RenderOutput:
-        """Renders the NeRF at ``cameras`` (differentiable), ``size²`` pixels, as training does
-        (normals only when SSD's normal baseline needs them)."""
+    def render(self, cameras: Cameras, size: int | None = None,
+               normals: bool = False) -> RenderOutput:
+        """Renders the NeRF at ``cameras`` (differentiable), ``size²`` pixels, as training does:
+        with normals when this trainer's estimator reads them (SSD's normal baseline) or when
+        ``normals`` asks for them (another estimator's at the same renders), and
+        ``config.render.compute_normals`` allows them."""
         size = size or self.config.render_size
+        config = self._train_render
+        if normals and not config.compute_normals:
+            config = replace(config, compute_normals=self.config.render.compute_normals)
         return render_cameras(self.field, cameras, size, size, estimator=self.estimator,
-                              config=self._train_render, generator=self.generator)
+                              config=config, generator=self.generator)
 
     def prior_images(self, out: RenderOutput) -> Tensor:
         """The renders ``[B, 3, S, S]`` resized to the prior's resolution (differentiable)."""

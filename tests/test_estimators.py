@@ -233,3 +233,31 @@ def test_paired_decomposition_parts_sum_to_total(trainer) -> None:
         assert abs(parts - d.total) <= 0.01 * abs(d.total)
         assert d.noise_only > 0
 
+
+
+def test_paired_gradients_render_normals_for_the_normal_baseline(tiny_prior_folders) -> None:
+    """At an SDS trainer (whose own renders carry no normals) SSD's normal baseline still gets
+    rendered normals in the paired design; without any, it refuses instead of becoming SDS
+    (zero normals made φ ≡ 1)."""
+    root = tiny_prior_folders
+    cfg = shapezoo_config(
+        PROMPT, "sds", device="cpu", batch_size=1, render_size=16, eval_every=0,
+        checkpoint_every=0, turntable_frames=0, mesh_resolution=0,
+        prior=str(root / "sd"), depth=str(root / "dpt"),
+        nerf=FieldConfig(grid=HashGridConfig(n_levels=2, log2_table_size=8, base_resolution=4)),
+        render=RenderConfig(n_samples=12))
+    tr = Trainer(cfg)
+    from sdlib.priors import DepthPrior
+
+    tr.priors.depth = DepthPrior(model=str(root / "dpt"), device="cpu")
+    tr.step()
+    assert tr.render(tr.sample_views(1)[0]).normals is None  # SDS renders no normals itself
+    ests = {"sds": SDS(), "normal": _ssd(tr, baseline="normal")}
+    out = paired_gradients(tr, ests, n_cameras=2, n_timesteps=2, n_noises=2, sketch_dim=None)
+    diff = (out["latent"]["normal"] - out["latent"]["sds"]).abs().max()
+    assert diff > 1e-6, "the normal baseline reduced to SDS: no rendered normals reached it"
+    tr_off = Trainer(replace(cfg, render=RenderConfig(n_samples=12, compute_normals=False)))
+    tr_off.priors.depth = tr.priors.depth
+    with pytest.raises(ValueError, match="needs rendered normals"):
+        paired_gradients(tr_off, {"normal": _ssd(tr_off, baseline="normal")}, n_cameras=2,
+                         n_timesteps=2, n_noises=2, sketch_dim=None)

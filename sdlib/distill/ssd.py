@@ -419,7 +419,12 @@ class SSD:
         if kind == "depth":
             return depth_baseline(decode, depth_model, out.depth, out.opacity,
                                   self.config.mask_threshold)
-        normals = out.normals if out.normals is not None else torch.zeros_like(out.rgb)
+        if out.normals is None:  # zeros would make φ ≡ 1: SDS, silently
+            raise ValueError("SSD baseline='normal' needs rendered normals, and this render has "
+                             "none: render with RenderConfig.compute_normals=True (the trainer "
+                             "does for its own normal-baseline SSD; for another estimator's "
+                             "renders use Trainer.render(cameras, normals=True))")
+        normals = out.normals
         return normal_baseline(
             decode, lambda img: normals_from_inverse_depth(depth_model(img)),
             camera_normals(normals, draw.cameras.c2w), out.opacity, self.config.mask_threshold,
