@@ -233,10 +233,9 @@ plt.show()
 # only reduce the noise-only part.
 
 # %%
-from sdlib.decomposition import decompose, paired_ratio
 from sdlib.distill import SDS, SSD
 from sdlib.distill.ssd import SSDConfig
-from sdlib.gradient_variance import paired_gradients
+from sdlib.gradient_variance import decomposed_variance
 
 variance = {}
 if probe:
@@ -249,21 +248,13 @@ if probe:
                                                        ssd=SSDConfig(baseline="normal")),
                                                frozen.priors)}
     t0 = time.perf_counter()
-    grads = paired_gradients(frozen, estimators, n_cameras=K, n_timesteps=T, n_noises=N,
-                             seed=seed + 1000)
-    parts = {name: decompose(g, n_boot=200, seed=seed) for name, g in grads["theta"].items()}
-    for name, d in parts.items():
-        r_tot, se_tot = paired_ratio(d, parts["SDS"], "total")
-        r_noise, se_noise = paired_ratio(d, parts["SDS"], "noise_only")
-        variance[name] = {"total": d.total, "noise_only": d.noise_only,
-                          "between_cameras": d.between_cameras,
-                          "between_timesteps": d.between_timesteps,
-                          "interaction": d.interaction,
-                          "total_ratio_to_sds": [r_tot, se_tot],
-                          "noise_only_ratio_to_sds": [r_noise, se_noise]}
-        print(f"{name:>16}: total {d.total:.3g}, noise-only share {d.noise_only / d.total:.2f}; "
-              f"paired ratio to SDS: total {r_tot:.2f} ± {se_tot:.2f}, "
-              f"noise-only {r_noise:.2f} ± {se_noise:.2f}")
+    variance = decomposed_variance(frozen, estimators, "SDS", n_cameras=K, n_timesteps=T,
+                                   n_noises=N, seed=seed + 1000)
+    for name, v in variance.items():
+        print(f"{name:>16}: total {v['total']:.3g}, noise-only share "
+              f"{v['noise_only'] / v['total']:.2f}; paired ratio to SDS: total "
+              f"{v['total_ratio'][0]:.2f} ± {v['total_ratio'][1]:.2f}, noise-only "
+              f"{v['noise_only_ratio'][0]:.2f} ± {v['noise_only_ratio'][1]:.2f}")
     print(f"probe ({K}×{T}×{N} draws at {method_list[0].upper()}'s θ, step "
           f"{frozen.step_count}): {time.perf_counter() - t0:.1f} s")
     names = list(variance)
@@ -278,7 +269,7 @@ if probe:
     ax0.set_ylim(0.0, 1.35 * bottom.max())
     ax0.legend(fontsize=7, ncol=2, loc="upper left")
     ax0.tick_params(axis="x", labelsize=7)
-    for j, key in enumerate(("total_ratio_to_sds", "noise_only_ratio_to_sds")):
+    for j, key in enumerate(("total_ratio", "noise_only_ratio")):
         r = [variance[n][key][0] for n in names[1:]]
         se = [variance[n][key][1] for n in names[1:]]
         ax1.errorbar(np.arange(len(r)) + 0.15 * j, r, yerr=[1.96 * e for e in se], fmt="o",

@@ -17,7 +17,11 @@ lent GPU machine ``--work`` survives between calls while the machine stays warm:
 Writes to ``--out`` (at most 6 files): ``scene_table.json`` (every run, and the per-scene,
 per-method means over seeds), ``scene_table.md``, ``panoramas.png`` (seed 0: for each scene
 the truth and each method, 12 views from inside), ``runs.tar`` (per-run eval logs) and
-``sweep.log``. SDS acceptance (issue 13): at least 4 of the 6 scenes reach classifier accuracy
+``sweep.log``. With ``--probe K,T,N`` (default 6,4,8) each scene's finished SDS run of the
+first seed is also probed at its trained θ: SDS, SSD with the depth baseline and SSD with the
+normal baseline (μ ≡ 1) on one paired design, the law-of-total-variance parts and the paired
+ratios to SDS (``sdlib.gradient_variance.decomposed_variance``; in the run's record and the
+table). SDS acceptance (issue 13): at least 4 of the 6 scenes reach classifier accuracy
 >= 0.75 and depth Pearson >= 0.5.
 """
 
@@ -73,8 +77,7 @@ def _worker(args) -> None:
             cfg = replace(cfg, render_size=16, batch_size=1, eval_size=16,
                           nerf=replace(cfg.nerf, grid=HashGridConfig(n_levels=2,
                                                                      log2_table_size=10)),
-                          render=RenderConfig(sampler="dense", n_samples=12,
-                                              compute_normals=False))
+                          render=RenderConfig(sampler="dense", n_samples=12))
         trainer = Trainer(cfg, out_dir=out / tag)
         if (out / tag / "checkpoint.pt").exists():  # an earlier call's run, cut by its limit
             trainer.load_checkpoint(out / tag / "checkpoint.pt")
@@ -90,6 +93,8 @@ def _worker(args) -> None:
             trainer.save_checkpoint()
             record["partial"] = True
         else:
+            if args.probe and task["method"] == "sds" and task["seed"] == args.seeds[0]:
+                record["variance"] = _probe(trainer, args.probe, task["seed"])
             (out / tag / "result.json").write_text(json.dumps(record) + "\n")
         with open(out / f"results_{args.worker}.jsonl", "a") as fh:
             fh.write(json.dumps(record) + "\n")
@@ -102,6 +107,32 @@ def _worker(args) -> None:
         torch.cuda.empty_cache()
         if time.time() >= deadline:
             break
+
+
+def _probe(trainer, design: str, seed: int) -> dict:
+    """SDS, SSD-depth and SSD-normal (μ ≡ 1) at the trained θ on one paired design ``"K,T,N"``:
+    the variance parts and paired ratios to SDS (issue 13, item 5)."""
+    from dataclasses import replace
+
+    from sdlib.distill import SDS, SSD
+    from sdlib.distill.ssd import SSDConfig
+    from sdlib.gradient_variance import decomposed_variance
+
+    k, t, n = (int(v) for v in design.split(","))
+    cfg = trainer.config
+    if trainer.priors.depth is None:
+        from sdlib.priors import DepthPrior
+
+        trainer.priors.depth = DepthPrior(model=cfg.depth, device=cfg.device,
+                                          dtype=cfg.prior_dtype)
+    ests = {"sds": SDS(),
+            "ssd_depth_mu1": SSD.build(replace(cfg, ssd=SSDConfig()), trainer.priors),
+            "ssd_normal_mu1": SSD.build(replace(cfg, ssd=SSDConfig(baseline="normal")),
+                                        trainer.priors)}
+    t0 = time.time()
+    out = decomposed_variance(trainer, ests, "sds", n_cameras=k, n_timesteps=t, n_noises=n,
+                              seed=seed + 1000)
+    return {"design": [k, t, n], "seconds": round(time.time() - t0, 1), **out}
 
 
 def _claim(path: Path) -> bool:
@@ -162,6 +193,18 @@ def _aggregate(args) -> None:
             lines.append(f"| {s} | {m.upper()} | {v['depth_pearson']:.3f} | {v['psnr']:.2f} | "
                          f"{v['color_error']:.1f} | {v['classifier_accuracy']:.2f} | "
                          f"{v['seeds']} | {v['steps_done']} |")
+    probes = [r for r in runs if "variance" in r]
+    if probes:
+        lines += ["", "Variance at each scene's trained SDS θ (paired ratio to SDS ± s.e.):", "",
+                  "| scene | estimator | total ratio | noise-only ratio | noise-only share |",
+                  "|---|---|---|---|---|"]
+        for r in probes:
+            for name in ("ssd_depth_mu1", "ssd_normal_mu1"):
+                v = r["variance"][name]
+                lines.append(f"| {r['scene']} | {name} | {v['total_ratio'][0]:.2f} ± "
+                             f"{v['total_ratio'][1]:.2f} | {v['noise_only_ratio'][0]:.2f} ± "
+                             f"{v['noise_only_ratio'][1]:.2f} | "
+                             f"{v['noise_only'] / v['total']:.2f} |")
     lines.append(f"\nSDS: {len(sds_ok)} scenes with accuracy >= 0.75 and depth Pearson >= 0.5 "
                  f"({', '.join(sds_ok) or 'none'}); acceptance needs 4.")
     (out / "scene_table.md").write_text("\n".join(lines) + "\n")
@@ -210,6 +253,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--time_limit_s", type=float, default=540.0,
                     help="no training step starts after this (the final evaluations follow)")
     ap.add_argument("--checkpoint_every", type=int, default=500)
+    ap.add_argument("--probe", default="6,4,8",
+                    help="cameras,timesteps,noises of the variance probe (SDS vs SSD depth vs "
+                         "SSD normal) at each scene's finished SDS run of the first seed; '' "
+                         "for none")
     ap.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
                     help="continue the runs in --work: skip finished ones, resume cut ones")
     ap.add_argument("--worker", type=int, default=-1, help=argparse.SUPPRESS)

@@ -58,6 +58,7 @@ __all__ = [
     "warm_up",
     "CountSketch",
     "paired_gradients",
+    "decomposed_variance",
     "batch_variance",
 ]
 
@@ -274,6 +275,52 @@ def paired_gradients(
     return {"theta": {n: torch.stack(v) for n, v in theta.items()},
             "latent": {n: torch.stack(v) for n, v in latent.items()},
             "t": t_all, "azimuth": cams.azimuth.cpu()}
+
+
+def decomposed_variance(
+    trainer: Any,
+    estimators: dict[str, Any],
+    reference: str,
+    n_cameras: int = 6,
+    n_timesteps: int = 4,
+    n_noises: int = 8,
+    seed: int = 0,
+    space: str = "theta",
+) -> dict[str, dict[str, Any]]:
+    """Each estimator's variance at the current θ, split by the law of total variance, and its
+    paired ratio to ``reference``'s (one :func:`paired_gradients` design shared by all).
+
+    Args:
+        trainer: a :class:`sdlib.train.Trainer` at a frozen θ.
+        estimators: name → estimator; must contain ``reference``.
+        reference: the estimator the ratios divide by (e.g. ``"SDS"``).
+        n_cameras, n_timesteps, n_noises: the design (see :func:`paired_gradients`).
+        seed: seed of the draws and of the bootstrap.
+        space: ``"theta"`` (the field's gradient, count-sketched) or ``"latent"``.
+
+    Returns:
+        name → ``{"total", "noise_only", "between_cameras", "between_timesteps",
+        "interaction"}`` (traces, :class:`sdlib.decomposition.Decomposition`) and
+        ``"total_ratio"``, ``"noise_only_ratio"``: ``[ratio, standard error]`` to
+        ``reference`` (:func:`sdlib.decomposition.paired_ratio`).
+    """
+    from sdlib.decomposition import decompose, paired_ratio
+
+    if reference not in estimators:
+        raise ValueError(f"decomposed_variance: reference {reference!r} is not among the "
+                         f"estimators {list(estimators)}")
+    if space not in ("theta", "latent"):
+        raise ValueError(f"decomposed_variance: space={space!r}; accepted: 'theta', 'latent'")
+    grads = paired_gradients(trainer, estimators, n_cameras=n_cameras, n_timesteps=n_timesteps,
+                             n_noises=n_noises, seed=seed)
+    parts = {name: decompose(g, n_boot=200, seed=seed) for name, g in grads[space].items()}
+    out: dict[str, dict[str, Any]] = {}
+    for name, d in parts.items():
+        out[name] = {key: getattr(d, key) for key in ("total", "noise_only", "between_cameras",
+                                                      "between_timesteps", "interaction")}
+        for part in ("total", "noise_only"):
+            out[name][f"{part}_ratio"] = list(paired_ratio(d, parts[reference], part))
+    return out
 
 
 def batch_variance(

@@ -261,3 +261,16 @@ def test_paired_gradients_render_normals_for_the_normal_baseline(tiny_prior_fold
     with pytest.raises(ValueError, match="needs rendered normals"):
         paired_gradients(tr_off, {"normal": _ssd(tr_off, baseline="normal")}, n_cameras=2,
                          n_timesteps=2, n_noises=2, sketch_dim=None)
+
+
+def test_decomposed_variance_ratios_to_its_reference(trainer) -> None:
+    from sdlib.gradient_variance import decomposed_variance
+
+    with pytest.raises(ValueError, match="reference 'SDS' is not among"):
+        decomposed_variance(trainer, {"sds": SDS()}, "SDS")
+    out = decomposed_variance(trainer, {"sds": SDS(), "mu": _ssd(trainer, baseline="constant")},
+                              "sds", n_cameras=2, n_timesteps=2, n_noises=2)
+    assert out["sds"]["total_ratio"][0] == 1.0 and out["sds"]["noise_only_ratio"][0] == 1.0
+    parts = sum(out["mu"][k] for k in ("noise_only", "between_cameras", "between_timesteps",
+                                       "interaction"))
+    assert abs(parts - out["mu"]["total"]) <= 1e-6 * abs(out["mu"]["total"])

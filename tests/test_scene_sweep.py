@@ -1,4 +1,5 @@
-"""The scene sweep's plumbing on CPU: a run cut by the time limit resumes in the next call."""
+"""The scene sweep's plumbing on CPU: a run cut by the time limit resumes in the next call,
+and a finished SDS run is probed for variance."""
 
 import json
 import subprocess
@@ -12,7 +13,7 @@ def _sweep(tmp_path: Path, limit: float) -> list[dict]:
     cmd = [sys.executable, str(SCRIPT), "--smoke", "--device", "cpu", "--out",
            str(tmp_path / "out"), "--work", str(tmp_path / "work"), "--methods", "sds",
            "--scenes", "kitchen", "--seeds", "0", "--steps", "3", "--eval_every", "0",
-           "--jobs_per_gpu", "1", "--time_limit_s", str(limit)]
+           "--jobs_per_gpu", "1", "--time_limit_s", str(limit), "--probe", "2,2,2"]
     subprocess.run(cmd, check=True, capture_output=True, timeout=300)
     return json.loads((tmp_path / "out" / "scene_table.json").read_text())["runs"]
 
@@ -23,6 +24,10 @@ def test_a_cut_run_resumes_and_a_finished_one_is_skipped(tmp_path) -> None:
     assert (tmp_path / "work" / "kitchen_sds_s0" / "checkpoint.pt").exists()
     runs = _sweep(tmp_path, limit=600)  # the next call finishes it
     assert [(r["steps_done"], r.get("partial")) for r in runs] == [(3, None)]
+    variance = runs[0]["variance"]  # the probe at the finished SDS run's θ
+    assert set(variance) >= {"sds", "ssd_depth_mu1", "ssd_normal_mu1"}
+    assert variance["sds"]["total_ratio"][0] == 1.0
+    assert variance["ssd_normal_mu1"]["total"] != variance["sds"]["total"]
     result = json.loads((tmp_path / "work" / "kitchen_sds_s0" / "result.json").read_text())
     lines = (tmp_path / "work" / "results_0.jsonl").read_text().splitlines()
     assert len(lines) == 2
