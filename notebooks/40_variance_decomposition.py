@@ -2,6 +2,11 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -71,9 +76,7 @@ parameters = dict(seed=seed, device=device, smoke=smoke, out_dir=out_dir, sweep=
                   n_boot=n_boot)
 if smoke:
     n_boot = 200
-path = claims.resolve_sweep(sweep, smoke)
-runs = claims.load_runs(path)
-meta = claims.load_meta(path)
+path, runs, meta = claims.open_sweep(sweep, smoke)
 full = [r for r in runs if any(v.get("kind") == "full" for v in r.variance)]
 print(f"{path.name}: {len(runs)} runs, {len(full)} with the full probe; "
       f"priors {claims.priors_digest(meta)}; {meta.get('machine', 'this machine')}")
@@ -200,7 +203,7 @@ fig.tight_layout()
 
 
 data = {
-    "sweep": str(path), "priors": claims.priors_digest(meta), "machine": meta.get("machine"),
+    **claims.provenance(path, meta),
     "command": meta.get("command"), "design": "6 cameras x 4 timesteps x 8 noises at step 500",
     **{f"{space}_fractions": {p: c.as_dict() for p, c in tab["fractions"].items()}
        for space, tab in tables.items()},

@@ -2,6 +2,11 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -60,9 +65,7 @@ parameters = dict(seed=seed, device=device, smoke=smoke, out_dir=out_dir, sweep=
                   n_boot=n_boot)
 if smoke:
     n_boot = 200
-path = claims.resolve_sweep(sweep, smoke)
-runs = claims.load_runs(path)
-meta = claims.load_meta(path)
+path, runs, meta = claims.open_sweep(sweep, smoke)
 print(f"{len(runs)} runs ({sum(r.done for r in runs)} finished), priors "
       f"{claims.priors_digest(meta)}")
 
@@ -123,7 +126,7 @@ fig.suptitle("Fig. 5 measured: gradient variance along training "
              fontsize=10)
 fig.tight_layout()
 data = {
-    "sweep": str(path), "priors": claims.priors_digest(meta), "machine": meta.get("machine"),
+    **claims.provenance(path, meta),
     "command": meta.get("command"), "note": meta.get("budget_note"),
     "own": {f"{s}/{p}": c for (s, p), c in own.items()},
     "paired": {f"{s}/{p}": c for (s, p), c in paired.items()},

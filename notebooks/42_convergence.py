@@ -2,6 +2,11 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -64,9 +69,7 @@ parameters = dict(seed=seed, device=device, smoke=smoke, out_dir=out_dir, sweep=
                   fraction=fraction, n_boot=n_boot)
 if smoke:
     n_boot = 200
-path = claims.resolve_sweep(sweep, smoke)
-runs = claims.load_runs(path)
-meta = claims.load_meta(path)
+path, runs, meta = claims.open_sweep(sweep, smoke)
 done = [r for r in runs if r.done]
 print(f"{len(done)} finished runs of {len(runs)}; priors {claims.priors_digest(meta)}")
 
@@ -118,7 +121,7 @@ fig.tight_layout()
 
 
 data = {
-    "sweep": str(path), "priors": claims.priors_digest(meta), "machine": meta.get("machine"),
+    **claims.provenance(path, meta),
     "command": meta.get("command"), "note": meta.get("budget_note"), "fraction": fraction,
     "final_quality": {k: {m: {"mean": d["mean"].as_dict(),
                               "diff_to_sds": d["diff_to_sds"].as_dict()}

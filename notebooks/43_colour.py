@@ -2,6 +2,11 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -70,9 +75,7 @@ from sdlib.figures import REPO_ROOT, savefig
 NOTEBOOK = "43_colour.ipynb"
 parameters = dict(seed=seed, device=device, smoke=smoke, out_dir=out_dir, sweep=sweep,
                   colour_runs=colour_runs)
-path = claims.resolve_sweep(sweep, smoke)
-runs = claims.load_runs(path)
-meta = claims.load_meta(path)
+path, runs, meta = claims.open_sweep(sweep, smoke)
 
 # %% [markdown]
 # ## 1. Colour error per object and method (H200 sweep, final step, finished runs)
@@ -172,7 +175,7 @@ ax.set_title("(b) the fix in 3-D (CPU, SDS, 300 steps, 32²)", fontsize=10)
 ax.legend(fontsize=7)
 fig.tight_layout()
 data = {
-    "sweep": str(path), "priors": claims.priors_digest(meta), "machine": meta.get("machine"),
+    **claims.provenance(path, meta),
     "delta_e": {f"{p} / {lb}": v[0] for (p, lb), v in table.items()},
     "mean_delta_e": {lb: d["color_delta_e"]["mean"].estimate for lb, d in quality.items()},
     "colour_3d_cpu": rows, "decoded_over_latent": ratio,

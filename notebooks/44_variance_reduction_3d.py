@@ -2,6 +2,11 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -68,9 +73,7 @@ parameters = dict(seed=seed, device=device, smoke=smoke, out_dir=out_dir, sweep=
                   n_boot=n_boot)
 if smoke:
     n_boot = 200
-path = claims.resolve_sweep(sweep, smoke)
-runs = claims.load_runs(path)
-meta = claims.load_meta(path)
+path, runs, meta = claims.open_sweep(sweep, smoke)
 
 # %% [markdown]
 # ## 1. Variance per UNet evaluation at frozen θs
@@ -131,7 +134,7 @@ fig.tight_layout()
 
 
 data = {
-    "sweep": str(path), "priors": claims.priors_digest(meta), "machine": meta.get("machine"),
+    **claims.provenance(path, meta),
     "command": meta.get("command"),
     "efficiency": {k: {"ratio": d["ratio"].as_dict(), "per_theta": d["per_theta"],
                        "ratio_x_time": d["ratio_x_time"],

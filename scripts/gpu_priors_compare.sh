@@ -12,15 +12,8 @@ label=${LABEL:-new}
 steps=${1:-600}
 methods=${2:-sds,ssd}
 secs=${3:-450}
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-    --target /tmp/site .whl/*.whl
-export PYTHONPATH=/tmp/site:$PWD TORCH_CUDA_ARCH_LIST=9.0 OMP_NUM_THREADS=1 PYTHONUNBUFFERED=1 \
-    HF_HUB_OFFLINE=1
-python3 - <<'PY'
-import torch, nerfacc  # builds nerfacc's CUDA extension once, before the workers start
-est = nerfacc.OccGridEstimator(torch.tensor([-1.0, -1, -1, 1, 1, 1]), resolution=32).cuda()
-print("nerfacc ok")
-PY
+source scripts/gpu_setup.sh
+export OMP_NUM_THREADS=1
 start=$(date +%s)
 q=/tmp/quality_$label
 timeout -k 10 "$secs" python3 scripts/quality_shapezoo.py --steps "$steps" --methods "$methods" \

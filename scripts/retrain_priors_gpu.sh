@@ -35,7 +35,6 @@ if (( status == 0 && left > 20 )); then
     2>&1 | tee -a "$OUT/train.log" || echo "evaluation ended early (limit ${left} s)"
 fi
 cp "$WORK/eval/metrics.json" "$WORK/eval/samples_grid.png" "$OUT/" 2>/dev/null || true
-(cd "$WORK" && tar -cf "$OUT/logs.tar" ./*.csv ./*.json 2>/dev/null) || true
 echo "total $(( $(date +%s) - start )) s, exit status $status"
 ls -la "$OUT"
 exit $status

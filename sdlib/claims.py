@@ -61,7 +61,7 @@ __all__ = [
     "per_t_table",
     "metric_curves", "steps_to_threshold", "final_quality", "efficiency_table", "METRICS",
     "smoke_sweep", "SMOKE_ARGS", "plot_curves", "COLOURS", "COMMITTED", "resolve_sweep",
-    "priors_digest",
+    "open_sweep", "provenance", "priors_digest",
 ]
 
 METRICS = ("mask_iou", "psnr", "depth_pearson", "classifier_accuracy", "color_delta_e")
@@ -608,6 +608,19 @@ def resolve_sweep(sweep: str | Path = "", smoke: bool = False) -> Path:
     if str(sweep):
         return Path(sweep)
     return smoke_sweep() if smoke else COMMITTED
+
+
+def open_sweep(sweep: str | Path = "", smoke: bool = False) -> tuple[Path, list[Run],
+                                                                   dict[str, Any]]:
+    """What a notebook reads, loaded: ``(path, runs, meta)`` of :func:`resolve_sweep`'s sweep."""
+    path = resolve_sweep(sweep, smoke)
+    return path, load_runs(path), load_meta(path)
+
+
+def provenance(path: Path, meta: dict[str, Any]) -> dict[str, Any]:
+    """The sidecar's record of where a figure's data came from: the sweep, its priors
+    (:func:`priors_digest`) and the machine."""
+    return {"sweep": str(path), "priors": priors_digest(meta), "machine": meta.get("machine")}
 
 
 def priors_digest(meta: dict[str, Any]) -> str:
