@@ -150,7 +150,7 @@ def all_finite(tensors: list[torch.Tensor]) -> bool:
     floats = [t.detach() for t in tensors if t.is_floating_point() and t.numel()]
     if not floats:
         return True
-    return bool(torch.stack([torch.isfinite(t).all() for t in floats]).all())
+    return all(bool(torch.isfinite(t).all()) for t in floats)  # tensors may be on CPU and GPU
 
 
 def long_run(trainer, n: int, stop_at: float = 0.0, on_progress=None,

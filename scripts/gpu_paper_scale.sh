@@ -61,7 +61,9 @@ CPU=${SDLIB_PAPER_SCALE_CPU:-0}
 mkdir -p "$STATE/logs" "$OUT"
 STATE=$(cd "$STATE" && pwd)
 export SDLIB_COMPILE_CACHE=$STATE/compile_cache
-rm -rf "$SDLIB_COMPILE_CACHE"  # cold means cold
+# cold means cold; KEEP_STATE=1 (a second call on the same warm machine) keeps the cache the
+# first call filled, so that its warm_<m> phases find it (a cold_<m> run then is not cold)
+[ "${KEEP_STATE:-0}" = 1 ] || rm -rf "$SDLIB_COMPILE_CACHE"
 unset TORCHINDUCTOR_CACHE_DIR
 
 if [ "$CPU" = 1 ]; then

@@ -24,12 +24,13 @@ def tiny_priors(tiny_prior_folders):
 def _config(root=None, method: str = "ssd", **overrides):
     """A fast CPU run: tiny priors, a small grid (many points per table row), 16² renders."""
     paths = dict(prior=str(root / "sd"), depth=str(root / "dpt")) if root is not None else {}
-    return shapezoo_config(
-        PROMPT, method, device="cpu", steps=3, batch_size=2, render_size=16,
+    settings = dict(
+        device="cpu", steps=3, batch_size=2, render_size=16,
         eval_every=0, checkpoint_every=0, turntable_frames=0, mesh_resolution=0,
         nerf=FieldConfig(grid=HashGridConfig(n_levels=4, log2_table_size=8, base_resolution=4)),
-        render=RenderConfig(n_samples=16, compute_normals=False), **paths, **overrides,
+        render=RenderConfig(n_samples=16, compute_normals=False), **paths,
     )
+    return shapezoo_config(PROMPT, method, **{**settings, **overrides})
 
 
 def _flat(state, prefix=""):
