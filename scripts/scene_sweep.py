@@ -14,6 +14,12 @@ checkpointed, so the command ends in time and the next call with the same ``--wo
 lent GPU machine ``--work`` survives between calls while the machine stays warm:
 ``bash scripts/gpu_scenes.sh SECONDS [arguments]`` wraps the sweep for that.
 
+``--variant NAME:key=value,...`` (repeatable) runs the grid again with TrainConfig overrides
+(dotted keys, checked before any worker starts), e.g. to ask why a scene fails:
+``--variant preset: --variant clear15:nerf.blob_radius=1.5``. A variant's runs are tagged
+``..._NAME``, shown as ``SDS + NAME`` in the table, and not probed; ``config.json`` in each run's
+folder holds the exact config.
+
 Writes to ``--out`` (at most 6 files): ``scene_table.json`` (every run, and the per-scene,
 per-method means over seeds), ``scene_table.md``, ``panoramas.png`` (seed 0: for each scene
 the truth and each method, 12 views from inside), ``runs.tar`` (per-run eval logs) and
@@ -38,12 +44,57 @@ import time
 from pathlib import Path
 
 
+def _variants(args) -> list[tuple[str, dict[str, str]]]:
+    """``--variant NAME:key=value,key=value`` → ``[(NAME, {key: value})]``; the preset alone
+    (``("preset", {})``) without any. Keys are dotted TrainConfig fields
+    (:func:`sdlib.sweep.apply_overrides` parses and checks them)."""
+    out = []
+    for text in args.variant or ["preset:"]:
+        name, sep, body = text.partition(":")
+        if not sep or not name or not name.replace("_", "").replace("-", "").isalnum():
+            raise SystemExit(f"--variant {text!r}: expected NAME:key=value[,key=value...] "
+                             "with NAME of letters, digits, '_' or '-'")
+        pairs = [kv.partition("=") for kv in body.split(",") if kv]
+        if any(not eq or not k for k, eq, _ in pairs):
+            raise SystemExit(f"--variant {text!r}: each override is key=value")
+        out.append((name, {k: v for k, _, v in pairs}))
+    if len({n for n, _ in out}) != len(out):
+        raise SystemExit(f"--variant: names repeat in {args.variant}")
+    return out
+
+
+def _check_variants(args) -> None:
+    """Every ``--variant``'s overrides applied to a scene config: unknown keys and bad values
+    stop the sweep with the key and the accepted fields named."""
+    from sdlib.scene_preset import scene_config
+    from sdlib.sweep import apply_overrides
+
+    cfg = scene_config("a kitchen with a table and a white mug", "sds", device="cpu")
+    for name, overrides in _variants(args):
+        try:
+            apply_overrides(cfg, overrides)
+        except ValueError as err:
+            raise SystemExit(f"--variant {name}: {err}") from None
+
+
 def _tasks(args) -> list[dict]:
     from sdlib.shapezoo import SCENES
 
     names = [s.name for s in SCENES] if args.scenes == ["all"] else args.scenes
-    return [{"scene": n, "method": m, "seed": s} for n in names for m in args.methods
-            for s in args.seeds]
+    return [{"scene": n, "method": m, "seed": s, "variant": v} for v, _ in _variants(args)
+            for n in names for m in args.methods for s in args.seeds]
+
+
+def _tag(task: dict) -> str:
+    """The run's folder name; the preset's runs keep the names they had before variants."""
+    suffix = "" if task.get("variant", "preset") == "preset" else f"_{task['variant']}"
+    return f"{task['scene']}_{task['method']}_s{task['seed']}{suffix}"
+
+
+def _label(r: dict) -> str:
+    """A run's column in the tables: the method, with its variant unless it is the preset."""
+    v = r.get("variant", "preset")
+    return r["method"] if v == "preset" else f"{r['method']}+{v}"
 
 
 def _worker(args) -> None:
@@ -53,21 +104,23 @@ def _worker(args) -> None:
     from sdlib.scene_preset import scene_config
     from sdlib.shapezoo import get_scene
     from sdlib.shapezoo.scene_metrics import scene_eval_cameras
+    from sdlib.sweep import apply_overrides
     from sdlib.train import Trainer
 
+    variants = dict(_variants(args))
     out = Path(args.work)
     out.mkdir(parents=True, exist_ok=True)
     deadline = args.t0 + args.time_limit_s
     for task in _tasks(args):
-        tag = f"{task['scene']}_{task['method']}_s{task['seed']}"
+        tag = _tag(task)
         if (out / tag / "result.json").exists() or not _claim(out / f"claim_{tag}"):
             continue  # finished in an earlier call, or taken by another worker in this one
         scene = get_scene(task["scene"])
         cfg = scene_config(scene.prompt, task["method"], baseline=args.baseline, steps=args.steps,
                            seed=task["seed"], device=args.device, eval_every=args.eval_every,
                            checkpoint_every=args.checkpoint_every, turntable_frames=0,
-                          prior=args.prior,
-                           depth=args.depth)
+                           prior=args.prior, depth=args.depth)
+        cfg = apply_overrides(cfg, variants[task["variant"]])
         if args.smoke:  # a CPU check of the plumbing: tiny field, dense sampler, 16² renders
             from dataclasses import replace
 
@@ -79,6 +132,8 @@ def _worker(args) -> None:
                                                                      log2_table_size=10)),
                           render=RenderConfig(sampler="dense", n_samples=12))
         trainer = Trainer(cfg, out_dir=out / tag)
+        (out / tag).mkdir(exist_ok=True)
+        (out / tag / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
         if (out / tag / "checkpoint.pt").exists():  # an earlier call's run, cut by its limit
             trainer.load_checkpoint(out / tag / "checkpoint.pt")
         t0 = time.time()
@@ -87,13 +142,15 @@ def _worker(args) -> None:
             if args.eval_every and trainer.step_count % args.eval_every == 0:
                 trainer.evaluate()
         scores = trainer.evaluate()
-        record = {**task, **scores, "steps_done": trainer.step_count,
+        record = {**task, "overrides": variants[task["variant"]], **scores,
+                  "steps_done": trainer.step_count,
                   "seconds": round(time.time() - t0, 1)}
         if trainer.step_count < cfg.steps:  # cut by the limit: keep the state for the next call
             trainer.save_checkpoint()
             record["partial"] = True
         else:
-            if args.probe and task["method"] == "sds" and task["seed"] == args.seeds[0]:
+            if (args.probe and task["method"] == "sds" and task["seed"] == args.seeds[0]
+                    and task["variant"] == "preset"):
                 record["variance"] = _probe(trainer, args.probe, task["seed"])
             (out / tag / "result.json").write_text(json.dumps(record) + "\n")
         with open(out / f"results_{args.worker}.jsonl", "a") as fh:
@@ -163,12 +220,12 @@ def _aggregate(args) -> None:
     work = Path(args.work)
     # finished runs (from every call), then each unfinished run's latest partial score
     runs = [json.loads(f.read_text()) for f in sorted(work.glob("*/result.json"))]
-    done = {(r["scene"], r["method"], r["seed"]) for r in runs}
+    done = {_tag(r) for r in runs}
     latest: dict = {}
     for f in sorted(work.glob("results_*.jsonl")):
         for line in f.read_text().splitlines():
             r = json.loads(line) if line.strip() else None
-            key = r and (r["scene"], r["method"], r["seed"])
+            key = r and _tag(r)
             if r and key not in done and r["steps_done"] >= latest.get(key, {}).get(
                     "steps_done", -1):
                 latest[key] = r
@@ -176,13 +233,20 @@ def _aggregate(args) -> None:
     keys = ("depth_pearson", "psnr", "color_error", "classifier_accuracy")
     table: dict = {}
     for r in runs:
-        table.setdefault(r["scene"], {}).setdefault(r["method"], []).append(r)
+        table.setdefault(r["scene"], {}).setdefault(_label(r), []).append(r)
     means = {s: {m: {k: _mean([r.get(k, math.nan) for r in rs]) for k in keys}
                  | {"seeds": len(rs), "steps_done": min(r["steps_done"] for r in rs)}
                  for m, rs in ms.items()} for s, ms in table.items()}
-    sds_ok = [s for s, ms in means.items() if "sds" in ms
-              and ms["sds"]["classifier_accuracy"] >= 0.75 and ms["sds"]["depth_pearson"] >= 0.5]
+    def passing(label: str) -> list[str]:
+        return [s for s, ms in means.items() if label in ms
+                and ms[label]["classifier_accuracy"] >= 0.75
+                and ms[label]["depth_pearson"] >= 0.5]
+
+    sds_ok = passing("sds")
+    by_variant = {label: passing(label) for label in sorted({_label(r) for r in runs})
+                  if label.split("+")[0] == "sds"}
     summary = {"runs": runs, "means": means, "sds_scenes_passing": sds_ok,
+               "sds_scenes_passing_by_variant": by_variant,
                "sds_acceptance": len(sds_ok) >= 4, "args": {k: v for k, v in vars(args).items()
                                                             if k not in ("worker", "n_workers")}}
     (out / "scene_table.json").write_text(json.dumps(summary, indent=1) + "\n")
@@ -190,7 +254,8 @@ def _aggregate(args) -> None:
              "|---|---|---|---|---|---|---|---|"]
     for s, ms in means.items():
         for m, v in ms.items():
-            lines.append(f"| {s} | {m.upper()} | {v['depth_pearson']:.3f} | {v['psnr']:.2f} | "
+            name = m.upper().replace("+", " + ")
+            lines.append(f"| {s} | {name} | {v['depth_pearson']:.3f} | {v['psnr']:.2f} | "
                          f"{v['color_error']:.1f} | {v['classifier_accuracy']:.2f} | "
                          f"{v['seeds']} | {v['steps_done']} |")
     probes = [r for r in runs if "variance" in r]
@@ -205,22 +270,29 @@ def _aggregate(args) -> None:
                              f"{v['total_ratio'][1]:.2f} | {v['noise_only_ratio'][0]:.2f} ± "
                              f"{v['noise_only_ratio'][1]:.2f} | "
                              f"{v['noise_only'] / v['total']:.2f} |")
+    for label, ok in by_variant.items():
+        if label != "sds":
+            lines.append(f"\n{label.upper()}: {len(ok)} scenes pass ({', '.join(ok) or 'none'})")
     lines.append(f"\nSDS: {len(sds_ok)} scenes with accuracy >= 0.75 and depth Pearson >= 0.5 "
                  f"({', '.join(sds_ok) or 'none'}); acceptance needs 4.")
     (out / "scene_table.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     # panoramas: per scene the truth and each method (seed 0)
     scenes = list(table)
-    methods = [m for m in args.methods]
+    labels = [_label({"method": m, "variant": v}) for v, _ in _variants(args)
+              for m in args.methods]
     rows = []
     cams = scene_eval_cameras(12)
     for s in scenes:
         truth = render(get_scene(s), cams, 64, 64).rgb
         rows.append((f"{s}: truth", (truth.clamp(0, 1) * 255).round().byte().numpy()))
-        for m in methods:
-            f = work / f"pano_{s}_{m}_s{args.seeds[0]}.npy"
+        for label in labels:
+            method, _, variant = label.partition("+")
+            run = {"scene": s, "method": method, "seed": args.seeds[0],
+                   "variant": variant or "preset"}
+            f = work / f"pano_{_tag(run)}.npy"
             if f.exists():
-                rows.append((f"{s}: {m.upper()}", np.load(f)))
+                rows.append((f"{s}: {label.upper()}", np.load(f)))
     if rows:
         fig, axes = plt.subplots(len(rows), 1, figsize=(14, 1.35 * len(rows)), squeeze=False)
         for ax, (title, imgs) in zip(axes[:, 0], rows):
@@ -257,6 +329,11 @@ def main(argv: list[str] | None = None) -> None:
                     help="cameras,timesteps,noises of the variance probe (SDS vs SSD depth vs "
                          "SSD normal) at each scene's finished SDS run of the first seed; '' "
                          "for none")
+    ap.add_argument("--variant", action="append", default=[],
+                    help="NAME:key=value[,key=value...]: run the grid once more with these "
+                         "TrainConfig overrides (dotted keys, e.g. 'clear15:nerf.blob_radius=1.5'"
+                         "); repeatable; the preset runs only if no --variant is given or one "
+                         "is named 'preset:'")
     ap.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
                     help="continue the runs in --work: skip finished ones, resume cut ones")
     ap.add_argument("--worker", type=int, default=-1, help=argparse.SUPPRESS)
@@ -266,6 +343,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.worker >= 0:
         _worker(args)
         return
+    _check_variants(args)  # a bad override fails here, before any worker starts
     args.t0 = time.time()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -290,6 +368,9 @@ def main(argv: list[str] | None = None) -> None:
     log.close()
     print(f"workers done in {time.time() - args.t0:.0f} s, exit codes {codes}")
     _aggregate(args)
+    if any(codes):
+        raise SystemExit(f"scene_sweep: {sum(c != 0 for c in codes)} of {n} workers failed; "
+                         f"see {out / 'sweep.log'}")
 
 
 if __name__ == "__main__":

@@ -34,3 +34,21 @@ def test_a_cut_run_resumes_and_a_finished_one_is_skipped(tmp_path) -> None:
     runs = _sweep(tmp_path, limit=600)  # nothing left: the finished run is not run again
     assert runs == [result]
     assert len((tmp_path / "work" / "results_0.jsonl").read_text().splitlines()) == 2
+
+
+def test_variants_run_the_grid_again_with_overrides(tmp_path) -> None:
+    cmd = [sys.executable, str(SCRIPT), "--smoke", "--device", "cpu", "--out",
+           str(tmp_path / "out"), "--work", str(tmp_path / "work"), "--methods", "sds",
+           "--scenes", "garden", "--seeds", "0", "--steps", "2", "--eval_every", "0",
+           "--jobs_per_gpu", "1", "--probe", "", "--variant", "preset:",
+           "--variant", "clear15:nerf.blob_radius=1.5,guidance_scale=20"]
+    subprocess.run(cmd, check=True, capture_output=True, timeout=300)
+    table = json.loads((tmp_path / "out" / "scene_table.json").read_text())
+    assert sorted(r["variant"] for r in table["runs"]) == ["clear15", "preset"]
+    assert set(table["means"]["garden"]) == {"sds", "sds+clear15"}
+    assert set(table["sds_scenes_passing_by_variant"]) == {"sds", "sds+clear15"}
+    config = json.loads((tmp_path / "work" / "garden_sds_s0_clear15" / "config.json").read_text())
+    assert config["nerf"]["blob_radius"] == 1.5 and config["guidance_scale"] == 20.0
+    bad = subprocess.run(cmd[:-2] + ["--variant", "oops:nerf.no_such_field=1"],
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode != 0 and "no_such_field" in bad.stderr + bad.stdout
