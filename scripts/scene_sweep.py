@@ -21,8 +21,9 @@ lent GPU machine ``--work`` survives between calls while the machine stays warm:
 folder holds the exact config.
 
 Writes to ``--out`` (at most 6 files): ``scene_table.json`` (every run, and the per-scene,
-per-method means over seeds), ``scene_table.md``, ``panoramas.png`` (seed 0: for each scene
-the truth and each method, 12 views from inside), ``runs.tar`` (per-run eval logs) and
+per-method means over seeds), ``scene_table.md``, ``panoramas.png`` (seed 0: for each scene,
+the truth and each run, 12 views from inside, in colour and in depth: turbo over [0, 4],
+near blue, empty white), ``runs.tar`` (per-run eval logs) and
 ``sweep.log``. With ``--probe K,T,N`` (default 6,4,8) each scene's finished SDS run of the
 first seed is also probed at its trained θ: SDS, SSD with the depth baseline and SSD with the
 normal baseline (μ ≡ 1) on one paired design, the law-of-total-variance parts and the paired
@@ -159,6 +160,8 @@ def _worker(args) -> None:
             pano = trainer.render_eval(scene_eval_cameras(12, device=args.device), 64)
             np.save(out / f"pano_{tag}.npy",
                     (pano.rgb.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy())
+            depth = torch.where(pano.mask > 0.5, pano.depth, torch.nan)
+            np.save(out / f"pano_{tag}_depth.npy", depth.half().cpu().numpy())
         print(json.dumps(record), flush=True)
         del trainer
         torch.cuda.empty_cache()
@@ -206,12 +209,27 @@ def _mean(values: list[float]) -> float:
     return sum(vals) / len(vals) if vals else math.nan
 
 
+def _depth_image(depth):
+    """Depths ``[N, H, W]`` (NaN where empty) → ``uint8 [N, H, W, 3]``: turbo over
+    ``[0, 2 · SCENE_BOUND]`` (near blue, far red), empty pixels white; one scale for every row."""
+    import matplotlib
+    import numpy as np
+
+    from sdlib.shapezoo.scenes import SCENE_BOUND
+
+    d = np.asarray(depth, dtype=np.float32)
+    rgb = matplotlib.colormaps["turbo"](np.clip(np.nan_to_num(d) / (2 * SCENE_BOUND), 0, 1))
+    rgb[np.isnan(d)] = 1.0
+    return (rgb[..., :3] * 255).round().astype(np.uint8)
+
+
 def _aggregate(args) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
+    import torch
 
     from sdlib.shapezoo import get_scene, render
     from sdlib.shapezoo.scene_metrics import scene_eval_cameras
@@ -284,8 +302,10 @@ def _aggregate(args) -> None:
     rows = []
     cams = scene_eval_cameras(12)
     for s in scenes:
-        truth = render(get_scene(s), cams, 64, 64).rgb
-        rows.append((f"{s}: truth", (truth.clamp(0, 1) * 255).round().byte().numpy()))
+        truth = render(get_scene(s), cams, 64, 64)
+        rows.append((f"{s}: truth", (truth.rgb.clamp(0, 1) * 255).round().byte().numpy()))
+        true_depth = torch.where(truth.mask > 0.5, truth.depth, torch.nan).numpy()
+        rows.append((f"{s}: truth depth", _depth_image(true_depth)))
         for label in labels:
             method, _, variant = label.partition("+")
             run = {"scene": s, "method": method, "seed": args.seeds[0],
@@ -293,6 +313,9 @@ def _aggregate(args) -> None:
             f = work / f"pano_{_tag(run)}.npy"
             if f.exists():
                 rows.append((f"{s}: {label.upper()}", np.load(f)))
+            f = f.with_name(f.stem + "_depth.npy")
+            if f.exists():
+                rows.append((f"{s}: {label.upper()} depth", _depth_image(np.load(f))))
     if rows:
         fig, axes = plt.subplots(len(rows), 1, figsize=(14, 1.35 * len(rows)), squeeze=False)
         for ax, (title, imgs) in zip(axes[:, 0], rows):
