@@ -251,23 +251,45 @@ def apply_overrides(config: Any, overrides: dict[str, Any]) -> Any:
     Values that are strings are parsed to the field's type (:func:`parse_override`); other
     values are used as they are.
     """
+    tree: dict[str, Any] = {}  # the overrides as nested dicts, one level per config
     for key, value in overrides.items():
         if isinstance(value, str):
             value = parse_override(type(config), key, value)
-        config = _replace_path(config, key.split("."), value, key)
-    return config
+        node, parts = tree, key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"override key {key!r}: {part!r} is also set as a whole")
+        if isinstance(node.get(parts[-1]), dict):
+            raise ValueError(f"override key {key!r}: its fields are also set one by one")
+        node[parts[-1]] = (value, key)
+    return _replace_tree(config, tree)
 
 
-def _replace_path(obj: Any, parts: list[str], value: Any, key: str) -> Any:
-    if not dataclasses.is_dataclass(obj):
-        raise ValueError(f"override key {key!r}: {type(obj).__name__} has no fields")
-    names = [f.name for f in dataclasses.fields(obj)]
-    if parts[0] not in names:
-        raise ValueError(f"override key {key!r}: {type(obj).__name__} has no field "
-                         f"{parts[0]!r}; its fields: {', '.join(names)}")
-    if len(parts) > 1:
-        value = _replace_path(getattr(obj, parts[0]), parts[1:], value, key)
-    return dataclasses.replace(obj, **{parts[0]: value})
+def _replace_tree(obj: Any, tree: dict[str, Any]) -> Any:
+    """``obj`` with every field of ``tree`` replaced in one ``dataclasses.replace`` per config,
+    so that fields validated together (``anneal_start <= anneal_end``) may be set together."""
+    changes = {}
+    for name, sub in tree.items():
+        key = next(_keys(sub))
+        if not dataclasses.is_dataclass(obj):
+            raise ValueError(f"override key {key!r}: {type(obj).__name__} has no fields")
+        names = [f.name for f in dataclasses.fields(obj)]
+        if name not in names:
+            raise ValueError(f"override key {key!r}: {type(obj).__name__} has no field "
+                             f"{name!r}; its fields: {', '.join(names)}")
+        changes[name] = _replace_tree(getattr(obj, name), sub) if isinstance(sub, dict) \
+            else sub[0]
+    return dataclasses.replace(obj, **changes)
+
+
+def _keys(tree: Any):
+    """The dotted keys under a node of :func:`apply_overrides`' tree (for error messages)."""
+    if isinstance(tree, dict):
+        for sub in tree.values():
+            yield from _keys(sub)
+    else:
+        yield tree[1]
 
 
 # ---------------------------------------------------------------------- the grid

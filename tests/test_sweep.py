@@ -42,6 +42,16 @@ def test_overrides_are_typed_and_bad_keys_fail_clearly() -> None:
                           {"ssd.coefficient.reduce": "element", "nerf.grid.n_levels": "4"})
     assert cfg.ssd.coefficient.reduce == "element" and cfg.nerf.grid.n_levels == 4
     assert cfg.nerf.hidden_dim == TrainConfig(prompt=PROMPT).nerf.hidden_dim
+    # fields validated together are set together: anneal_start <= anneal_end holds only after
+    # both are replaced (one at a time, anneal_start=500 > anneal_end=0 would be rejected)
+    cfg = apply_overrides(TrainConfig(prompt=PROMPT, device="cpu"), {
+        "timesteps.t_max_end": "0.5", "timesteps.anneal_start": "500",
+        "timesteps.anneal_end": "501"})
+    assert (cfg.timesteps.anneal_start, cfg.timesteps.anneal_end) == (500, 501)
+    with pytest.raises(ValueError, match="also set one by one"):
+        whole = TrainConfig(prompt=PROMPT).timesteps
+        apply_overrides(TrainConfig(prompt=PROMPT, device="cpu"),
+                        {"timesteps.t_min": "0.1", "timesteps": whole})
     with pytest.raises(ValueError, match="has no field 'n_levls'.*n_levels"):
         parse_override(TrainConfig, "nerf.grid.n_levls", "4")
     with pytest.raises(ValueError, match="guidance_scale='high': expected a number"):
