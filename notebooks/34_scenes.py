@@ -306,3 +306,9 @@ print(f"notebook time {time.time() - t_start:.1f} s")
 # the last section measures at a frozen θ. At the smoke run's θ (one step, 2 × 2 × 2 draws) its
 # intervals are too wide to say. The answer needs the GPU run at the default 2,000 steps and a
 # 6 × 4 × 8 probe; `scripts/scene_sweep.py` runs every scene and method over seeds.
+#
+# Outdoor scenes are the hard case. A small CPU run of SDS on the garden
+# (`notes/scenes_cpu/README.md`, 400 steps at 32²) paints the house's red roof across the top of
+# every view, close to the camera: each view is pushed towards a typical "garden with trees and a
+# house" image, so the house appears everywhere, and depth Pearson falls from +0.40 at step 100
+# to +0.06 at step 400. This is the scene form of the Janus problem.
