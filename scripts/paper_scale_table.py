@@ -139,7 +139,11 @@ def fp16_markdown(check: dict[str, Any]) -> str:
                              ("SSD ∇φ, linear decoder", "phi_linear_decoder", "grad"),
                              ("VSD LoRA gradient", "lora", "grad")):
         for scale, e in (check.get(part) or {}).get("summary", {}).items():
-            lines.append(f"| {label} | {scale[2:]} | {e[key + '_rel_l2_max']:.2e} | "
+            err = e[key + "_rel_l2_max"]
+            # NaN: the float32 reference is zero everywhere (sdlib.precision.compare), e.g. a
+            # random depth model with a constant output: the check says nothing
+            shown = "void (reference is 0)" if err != err else f"{err:.2e}"
+            lines.append(f"| {label} | {scale[2:]} | {shown} | "
                          f"{e[key + '_underflow_max']:.2e} | {e[key + '_nonfinite']} |")
     return "\n".join(lines)
 
