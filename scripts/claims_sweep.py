@@ -177,6 +177,7 @@ def probe_factory(full_at: int, seed0_only: bool = True, light: dict | None = No
         del grads
         if (own_is_sds and cfg.stratified is False and cfg.antithetic is False and n_batches > 0
                 and (efficiency_prompts is None or cfg.prompt in efficiency_prompts)):
+            from sdlib.cell_control_variate import CellCVConfig
             from sdlib.control_variates import BinnedCoefficientConfig
 
             binned = BinnedCoefficientConfig(n_bins=10)
@@ -194,9 +195,14 @@ def probe_factory(full_at: int, seed0_only: bool = True, light: dict | None = No
                 "sds_stratified": (SDS(), strat), "sds_antithetic_stratified": (SDS(), both),
                 "ssd_paper": (paper, iid), "mu_t": (mu_t, iid), "mu_t_stratified": (mu_t, strat),
                 "two_coef_stratified": (two, strat), "learned_stratified": (learned, strat),
+                # the control variate across (camera, t) cells: a fresh table filled by its
+                # warm-up batches (sdlib.cell_control_variate)
+                "cells": (SDS(), {"cell_cv": CellCVConfig(enabled=True)}),
+                "cells_antithetic_stratified": (SDS(), {**both,
+                                                        "cell_cv": CellCVConfig(enabled=True)}),
             }
             warm = {"ssd_paper": 60, "mu_t": 60, "two_coef_stratified": 60,
-                    "learned_stratified": 150}
+                    "learned_stratified": 150, "cells": 60, "cells_antithetic_stratified": 60}
             eff = batch_variance(trainer, designs, n_batches=n_batches, batch_size=8, warmup=warm,
                                  seed=2000 + trainer.step_count)
             ref = eff["sds"]

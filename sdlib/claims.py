@@ -510,7 +510,7 @@ def efficiency_table(runs: Sequence[Run]) -> dict[str, dict[str, Any]]:
     if not recs:
         return {}
     out = {}
-    for name in recs[0]:
+    for name in [n for n in recs[0] if all(n in e for e in recs)]:  # designs every θ has
         logs, ws, per, times, diffs = [], [], [], [], []
         for e in recs:
             d, s = e[name], e["sds"]

@@ -338,10 +338,14 @@ def batch_variance(
         trainer: a :class:`sdlib.train.Trainer` at a frozen θ.
         designs: name → (estimator, TrainConfig changes such as ``{"antithetic": True,
             "stratified": True}``). Estimators may be shared between designs (a warmed-up μ(t)
-            table then serves both).
+            table then serves both). ``{"cell_cv": CellCVConfig(enabled=True)}`` measures the
+            cell control variate (:mod:`sdlib.cell_control_variate`): a fresh table, filled by
+            the warm-up batches and still learning while measured (used before its update, as
+            in training), each batch's θ-gradient from :meth:`Trainer.theta_gradient`.
         n_batches: ``R`` batches per design.
         batch_size: ``B`` UNet evaluations per batch (renders: ``B/2`` when antithetic).
-        warmup: name → estimator steps at the frozen θ before measuring (μ(t), a learned φ).
+        warmup: name → estimator steps at the frozen θ before measuring (μ(t), a learned φ;
+            the cell table's batches for a cell design).
         sketch_dim: θ-gradient count sketch (see :class:`CountSketch`).
         seed: the measured batches of every design start from this generator state.
 
@@ -359,24 +363,45 @@ def batch_variance(
     results: dict[str, dict[str, Any]] = {}
     cuda = trainer.device.type == "cuda"
     for name, (estimator, changes) in designs.items():
+        cells = getattr(changes.get("cell_cv"), "enabled", False)
+        saved_cv = getattr(trainer, "cell_cv", None)
         with _sampling(trainer, method=estimator, batch_size=batch_size, **changes):
-            trainer.generator.manual_seed(seed + 7919)
-            warm_up(trainer, warmup.get(name, 0))
-            trainer.generator.manual_seed(seed)
-            rows, times = [], []
-            for _ in range(n_batches):
-                if cuda:
-                    torch.cuda.synchronize()
-                start = time.perf_counter()
-                cameras, out, latents = trainer.sample_views()
-                grad, _ = trainer.latent_gradient(cameras, out, latents, update_state=False)
-                loss = pullback_loss(latents, grad) / batch_size
-                grads = torch.autograd.grad(loss, params, allow_unused=True)
-                g = _flat_grad(grads, params)
-                if cuda:
-                    torch.cuda.synchronize()
-                times.append(time.perf_counter() - start)
-                rows.append(sketch(g))
+            if cells:
+                from sdlib.cell_control_variate import CellControlVariate
+
+                trainer.cell_cv = CellControlVariate(
+                    trainer.config.cell_cv, [p.shape for p in trainer._parameters()],
+                    trainer.config.cameras.azimuth, trainer.prior.num_train_timesteps,
+                    trainer.device)
+            try:
+                trainer.generator.manual_seed(seed + 7919)
+                if cells:
+                    for _ in range(warmup.get(name, 0)):
+                        trainer.theta_gradient(update_state=False, update_cells=True)
+                else:
+                    warm_up(trainer, warmup.get(name, 0))
+                trainer.generator.manual_seed(seed)
+                rows, times = [], []
+                for _ in range(n_batches):
+                    if cuda:
+                        torch.cuda.synchronize()
+                    start = time.perf_counter()
+                    if cells:
+                        trainer.theta_gradient(update_state=False, update_cells=True)
+                        g = _flat_grad([p.grad for p in params], params)
+                    else:
+                        cameras, out, latents = trainer.sample_views()
+                        grad, _ = trainer.latent_gradient(cameras, out, latents,
+                                                          update_state=False)
+                        loss = pullback_loss(latents, grad) / batch_size
+                        grads = torch.autograd.grad(loss, params, allow_unused=True)
+                        g = _flat_grad(grads, params)
+                    if cuda:
+                        torch.cuda.synchronize()
+                    times.append(time.perf_counter() - start)
+                    rows.append(sketch(g))
+            finally:
+                trainer.cell_cv = saved_cv
         samples = torch.stack(rows)
         report = variance_report(samples)
         results[name] = {

@@ -50,6 +50,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from sdlib.cameras import PAPER_CAMERAS, SHAPEZOO_CAMERAS, CameraConfig, Cameras, sample_cameras
+from sdlib.cell_control_variate import CellControlVariate, CellCVConfig
 from sdlib.control_variates import CoefficientConfig
 from sdlib.distill import ESTIMATORS
 from sdlib.distill.common import (
@@ -60,6 +61,7 @@ from sdlib.distill.common import (
     decoded_pullback_loss,
     pullback_loss,
     sample_timesteps,
+    timestep_bounds,
     to_device,
     weighting,
 )
@@ -128,6 +130,9 @@ class TrainConfig:
     shared ``t`` (needs an even batch_size)."""
     stratified: bool = False
     """Stratify the batch's timesteps over ``[t_min, t_max]`` and its cameras in azimuth."""
+    cell_cv: CellCVConfig = field(default_factory=CellCVConfig)
+    """The control variate across (camera, t) cells (:mod:`sdlib.cell_control_variate`; off
+    unless ``cell_cv.enabled``): one backward per view and a table of θ-gradients per cell."""
     timesteps: TimestepConfig = field(default_factory=TimestepConfig)
     """Timestep range, annealing and weighting ω(t)."""
     cameras: CameraConfig = SHAPEZOO_CAMERAS
@@ -362,6 +367,14 @@ class Trainer:
             compile_method = getattr(self.method, "compile", None)
             if compile_method is not None:
                 compile_method()
+        self.cell_cv: CellControlVariate | None = None
+        """The cell control variate's table (``config.cell_cv.enabled`` only)."""
+        if config.cell_cv.enabled:
+            self.cell_cv = CellControlVariate(
+                config.cell_cv, [p.shape for p in self._parameters()], config.cameras.azimuth,
+                self.prior.num_train_timesteps, self.device)
+        self.last_draw = None
+        """The draw (``t``, ``ε``, ...) of the latest :meth:`latent_gradient`."""
         self.grad_norm = GradNormEMA(decay=0.98)
         self.step_count = 0
         self._first_step_reported = False
@@ -485,6 +498,7 @@ class Trainer:
         gradient is formed. The diagnostics are floats or 0-dim tensors.
         """
         draw = self.make_draw(cameras, out, latents)
+        self.last_draw = draw
         estimate = self.method.control(draw)
         grad = distillation_gradient(draw, estimate.control)
         # values stay tensors until the step's end: a float() here would stall the host
@@ -492,6 +506,51 @@ class Trainer:
         if update_state:
             info.update(self.method.update(draw, estimate))
         return grad, info
+
+    def _parameters(self) -> list[Tensor]:
+        """θ in the optimizer's order."""
+        return [p for group in self.optimizer.param_groups for p in group["params"]]
+
+    def theta_gradient(self, update_state: bool = True, update_cells: bool | None = None
+                       ) -> tuple[Tensor, Tensor, dict[str, Any]]:
+        """Draws a batch and leaves its θ-gradient in the parameters' ``.grad`` (no update).
+
+        Returns ``(loss, grad, info)``: the surrogate loss (detached with the cell control
+        variate), the gradient on the latents ``[B, C, h, w]`` and the diagnostics. With
+        ``config.cell_cv.enabled`` each view gets its own backward and the batch's θ-gradient
+        is the cell-corrected mean (:mod:`sdlib.cell_control_variate`); the table learns from
+        the batch afterwards if ``update_cells`` (default: ``update_state``, which also lets the
+        gradient estimator learn).
+        """
+        self.field.train()
+        cameras, out, latents = self.sample_views()
+        grad, info = self.latent_gradient(cameras, out, latents, update_state=update_state)
+        info["opacity_mean"] = out.opacity.detach().mean()
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.cell_cv is None:
+            loss = self.pullback(out, latents, grad)
+            loss.backward()
+            return loss, grad, info
+        params, b = self._parameters(), latents.shape[0]
+        per_sample, loss = [], 0.0
+        for k in range(b):  # G_k: the step's gradient if the whole batch were view k
+            index = torch.tensor([k], device=latents.device)
+            loss_k = self.pullback(out.select(index), latents[k:k + 1], grad[k:k + 1])
+            g = torch.autograd.grad(loss_k * b, params, retain_graph=k < b - 1,
+                                    allow_unused=True)
+            per_sample.append([torch.zeros_like(p) if gi is None else gi
+                               for p, gi in zip(params, g)])
+            loss = loss + loss_k.detach()
+        cells = self.cell_cv.cells(cameras.azimuth, self.last_draw.t)
+        lo, hi = timestep_bounds(self.config.timesteps, self.step_count,
+                                 self.prior.num_train_timesteps)
+        corrected = self.cell_cv.correct(per_sample, cells, self.cell_cv.probabilities(lo, hi))
+        for p, g in zip(params, corrected):
+            p.grad = g
+        if update_state if update_cells is None else update_cells:
+            self.cell_cv.update(per_sample, cells)
+        info["cell_cv_filled"] = self.cell_cv.filled
+        return loss, grad, info
 
     def step(self) -> dict[str, float]:
         """One optimisation step; returns its metrics (also appended to ``metrics.jsonl``)."""
@@ -501,12 +560,7 @@ class Trainer:
             from sdlib.accelerate import mark_step
 
             mark_step()
-        self.field.train()
-        cameras, out, latents = self.sample_views()
-        grad, info = self.latent_gradient(cameras, out, latents)
-        loss = self.pullback(out, latents, grad)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        loss, grad, info = self.theta_gradient()
         check_finite(grad, "Trainer.step")  # after queueing the backward, before the update
         self.optimizer.step()
         self.step_count += 1
@@ -526,7 +580,6 @@ class Trainer:
             "grad_norm": float(grad.flatten(1).norm(dim=1).mean()),
             "grad_var_proxy": self.grad_norm.update(grad),
             "grad_norm_ema": self.grad_norm.norm,
-            "opacity_mean": float(out.opacity.detach().mean()),
             "step_ms": 1000.0 * step_seconds,
             "train_seconds": self.train_seconds,
             **{k: float(v) for k, v in info.items()},
@@ -682,6 +735,8 @@ class Trainer:
         }
         if self.estimator is not None:
             state["estimator"] = self.estimator.state_dict()
+        if self.cell_cv is not None:
+            state["cell_cv"] = self.cell_cv.state_dict()
         return state
 
     def save_checkpoint(self, path: str | Path | None = None) -> Path | None:
@@ -717,6 +772,11 @@ class Trainer:
         self.train_seconds = float(state.get("train_seconds", 0.0))
         if self.estimator is not None and "estimator" in state:
             self.estimator.load_state_dict(state["estimator"])
+        if self.cell_cv is not None:
+            if "cell_cv" not in state:
+                raise ValueError(f"checkpoint {path} has no cell control variate table; this "
+                                 "run has TrainConfig.cell_cv.enabled=True")
+            self.cell_cv.load_state_dict(state["cell_cv"])
         self.load_method_state(state)
 
     def load_method_state(self, state: dict[str, Any]) -> None:

@@ -25,6 +25,7 @@ __all__ = [
     "TimestepConfig",
     "t_range_at",
     "sample_timesteps",
+    "timestep_bounds",
     "stratified_uniform",
     "alpha_sigma",
     "add_noise",
@@ -89,6 +90,16 @@ def t_range_at(config: TimestepConfig, step: int) -> tuple[float, float]:
     return config.t_min, config.t_max + frac * (config.t_max_end - config.t_max)
 
 
+def timestep_bounds(config: TimestepConfig, step: int, num_train_timesteps: int
+                    ) -> tuple[int, int]:
+    """``(lo, hi)``: the inclusive integer range :func:`sample_timesteps` draws from at
+    ``step``, ``[round(t_min T), min(round(t_max T), T − 1)]``."""
+    t_min, t_max = t_range_at(config, step)
+    lo = int(round(t_min * num_train_timesteps))
+    hi = min(int(round(t_max * num_train_timesteps)), num_train_timesteps - 1)
+    return lo, hi
+
+
 def sample_timesteps(
     config: TimestepConfig,
     step: int,
@@ -114,9 +125,7 @@ def sample_timesteps(
         device: device of the result.
         stratified: one timestep per stratum (see above).
     """
-    t_min, t_max = t_range_at(config, step)
-    lo = int(round(t_min * num_train_timesteps))
-    hi = min(int(round(t_max * num_train_timesteps)), num_train_timesteps - 1)
+    lo, hi = timestep_bounds(config, step, num_train_timesteps)
     if stratified:
         u = stratified_uniform(batch_size, generator)
         t = lo + (u * (hi - lo + 1)).long().clamp(max=hi - lo)
