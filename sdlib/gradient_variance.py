@@ -367,12 +367,7 @@ def batch_variance(
         saved_cv = getattr(trainer, "cell_cv", None)
         with _sampling(trainer, method=estimator, batch_size=batch_size, **changes):
             if cells:
-                from sdlib.cell_control_variate import CellControlVariate
-
-                trainer.cell_cv = CellControlVariate(
-                    trainer.config.cell_cv, [p.shape for p in trainer._parameters()],
-                    trainer.config.cameras.azimuth, trainer.prior.num_train_timesteps,
-                    trainer.device)
+                trainer.cell_cv = trainer.new_cell_cv(trainer.config.cell_cv)
             try:
                 trainer.generator.manual_seed(seed + 7919)
                 if cells:

@@ -271,13 +271,13 @@ def _replace_tree(obj: Any, tree: dict[str, Any]) -> Any:
     so that fields validated together (``anneal_start <= anneal_end``) may be set together."""
     changes = {}
     for name, sub in tree.items():
-        key = next(_keys(sub))
         if not dataclasses.is_dataclass(obj):
-            raise ValueError(f"override key {key!r}: {type(obj).__name__} has no fields")
+            raise ValueError(f"override key {next(_keys(sub))!r}: {type(obj).__name__} has no "
+                             "fields")
         names = [f.name for f in dataclasses.fields(obj)]
         if name not in names:
-            raise ValueError(f"override key {key!r}: {type(obj).__name__} has no field "
-                             f"{name!r}; its fields: {', '.join(names)}")
+            raise ValueError(f"override key {next(_keys(sub))!r}: {type(obj).__name__} has no "
+                             f"field {name!r}; its fields: {', '.join(names)}")
         changes[name] = _replace_tree(getattr(obj, name), sub) if isinstance(sub, dict) \
             else sub[0]
     return dataclasses.replace(obj, **changes)

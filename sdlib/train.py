@@ -367,12 +367,8 @@ class Trainer:
             compile_method = getattr(self.method, "compile", None)
             if compile_method is not None:
                 compile_method()
-        self.cell_cv: CellControlVariate | None = None
+        self.cell_cv = self.new_cell_cv(config.cell_cv) if config.cell_cv.enabled else None
         """The cell control variate's table (``config.cell_cv.enabled`` only)."""
-        if config.cell_cv.enabled:
-            self.cell_cv = CellControlVariate(
-                config.cell_cv, [p.shape for p in self._parameters()], config.cameras.azimuth,
-                self.prior.num_train_timesteps, self.device)
         self.last_draw = None
         """The draw (``t``, ``ε``, ...) of the latest :meth:`latent_gradient`."""
         self.grad_norm = GradNormEMA(decay=0.98)
@@ -511,6 +507,12 @@ class Trainer:
         """θ in the optimizer's order."""
         return [p for group in self.optimizer.param_groups for p in group["params"]]
 
+    def new_cell_cv(self, config: CellCVConfig) -> CellControlVariate:
+        """An empty cell control variate table for this trainer's θ, cameras and prior."""
+        return CellControlVariate(config, [p.shape for p in self._parameters()],
+                                  self.config.cameras.azimuth, self.prior.num_train_timesteps,
+                                  self.device)
+
     def theta_gradient(self, update_state: bool = True, update_cells: bool | None = None
                        ) -> tuple[Tensor, Tensor, dict[str, Any]]:
         """Draws a batch and leaves its θ-gradient in the parameters' ``.grad`` (no update).
@@ -530,7 +532,16 @@ class Trainer:
         if self.cell_cv is None:
             loss = self.pullback(out, latents, grad)
             loss.backward()
-            return loss, grad, info
+        else:
+            update = update_state if update_cells is None else update_cells
+            loss = self._cell_corrected_backward(cameras, out, latents, grad, update)
+            info["cell_cv_filled"] = self.cell_cv.filled
+        return loss, grad, info
+
+    def _cell_corrected_backward(self, cameras: Cameras, out: RenderOutput, latents: Tensor,
+                                 grad: Tensor, update: bool) -> Tensor:
+        """One backward per view, then ``.grad`` = the cell-corrected mean; returns the
+        (detached) surrogate loss."""
         params, b = self._parameters(), latents.shape[0]
         per_sample, loss = [], 0.0
         for k in range(b):  # G_k: the step's gradient if the whole batch were view k
@@ -547,10 +558,9 @@ class Trainer:
         corrected = self.cell_cv.correct(per_sample, cells, self.cell_cv.probabilities(lo, hi))
         for p, g in zip(params, corrected):
             p.grad = g
-        if update_state if update_cells is None else update_cells:
+        if update:
             self.cell_cv.update(per_sample, cells)
-        info["cell_cv_filled"] = self.cell_cv.filled
-        return loss, grad, info
+        return loss
 
     def step(self) -> dict[str, float]:
         """One optimisation step; returns its metrics (also appended to ``metrics.jsonl``)."""
