@@ -22,8 +22,8 @@ folder holds the exact config.
 
 Writes to ``--out`` (at most 6 files): ``scene_table.json`` (every run, and the per-scene,
 per-method means over seeds), ``scene_table.md``, ``panoramas.png`` (seed 0: for each scene,
-the truth and each run, 12 views from inside, in colour and in depth: turbo over [0, 4],
-near blue, empty white), ``runs.tar`` (per-run eval logs) and
+the truth and each run, a run cut by the limit titled with its step; 12 views from inside, in
+colour and in depth: turbo over [0, 4], near blue, empty white), ``runs.tar`` (per-run eval logs) and
 ``sweep.log``. With ``--probe K,T,N`` (default 6,4,8) each scene's finished SDS run of the
 first seed is also probed at its trained θ: SDS, SSD with the depth baseline and SSD with the
 normal baseline (μ ≡ 1) on one paired design, the law-of-total-variance parts and the paired
@@ -156,8 +156,10 @@ def _worker(args) -> None:
             (out / tag / "result.json").write_text(json.dumps(record) + "\n")
         with open(out / f"results_{args.worker}.jsonl", "a") as fh:
             fh.write(json.dumps(record) + "\n")
-        if task["seed"] == args.seeds[0] and not record.get("partial"):
+        if task["seed"] == args.seeds[0]:  # partial runs too (titled with their step)
             pano = trainer.render_eval(scene_eval_cameras(12, device=args.device), 64)
+            (out / f"pano_{tag}.json").write_text(json.dumps(
+                {"step": trainer.step_count, "partial": bool(record.get("partial"))}))
             np.save(out / f"pano_{tag}.npy",
                     (pano.rgb.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy())
             depth = torch.where(pano.mask > 0.5, pano.depth, torch.nan)
@@ -311,11 +313,16 @@ def _aggregate(args) -> None:
             run = {"scene": s, "method": method, "seed": args.seeds[0],
                    "variant": variant or "preset"}
             f = work / f"pano_{_tag(run)}.npy"
+            info = f.with_suffix(".json")
+            when = ""
+            if info.exists():
+                meta = json.loads(info.read_text())
+                when = f" (step {meta['step']}{', partial' if meta['partial'] else ''})"
             if f.exists():
-                rows.append((f"{s}: {label.upper()}", np.load(f)))
+                rows.append((f"{s}: {label.upper()}{when}", np.load(f)))
             f = f.with_name(f.stem + "_depth.npy")
             if f.exists():
-                rows.append((f"{s}: {label.upper()} depth", _depth_image(np.load(f))))
+                rows.append((f"{s}: {label.upper()} depth{when}", _depth_image(np.load(f))))
     if rows:
         fig, axes = plt.subplots(len(rows), 1, figsize=(14, 1.35 * len(rows)), squeeze=False)
         for ax, (title, imgs) in zip(axes[:, 0], rows):

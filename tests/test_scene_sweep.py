@@ -22,8 +22,11 @@ def test_a_cut_run_resumes_and_a_finished_one_is_skipped(tmp_path) -> None:
     runs = _sweep(tmp_path, limit=0)  # no step starts: scored at step 0 and checkpointed
     assert [(r["steps_done"], r.get("partial")) for r in runs] == [(0, True)]
     assert (tmp_path / "work" / "kitchen_sds_s0" / "checkpoint.pt").exists()
+    pano = tmp_path / "work" / "pano_kitchen_sds_s0.json"  # a cut run is drawn, with its step
+    assert json.loads(pano.read_text()) == {"step": 0, "partial": True}
     runs = _sweep(tmp_path, limit=600)  # the next call finishes it
     assert [(r["steps_done"], r.get("partial")) for r in runs] == [(3, None)]
+    assert json.loads(pano.read_text()) == {"step": 3, "partial": False}
     variance = runs[0]["variance"]  # the probe at the finished SDS run's θ
     assert set(variance) >= {"sds", "ssd_depth_mu1", "ssd_normal_mu1"}
     assert variance["sds"]["total_ratio"][0] == 1.0
