@@ -221,10 +221,15 @@ def fp16_check(prior, depth, sd: Path, dpt: Path, device: str, scales: list[floa
     t0 = time.time()
     prior32 = DiffusionPrior(model=str(sd), device=device, dtype="float32")
     depth32 = DepthPrior(model=str(dpt), device=device, dtype="float32")
+    # the depth model in the prior's dtype (the old default) and in float32 (paper_config's)
+    depth16 = depth if depth.dtype == prior.dtype else DepthPrior(
+        model=str(dpt), device=device, dtype=str(prior.dtype).removeprefix("torch."))
     out: dict[str, Any] = {"test_dtype": str(prior.dtype), "ref_dtype": str(prior32.dtype),
                            "load_s": time.time() - t0}
-    out["phi"] = phi_gradient_check((prior32, depth32), (prior, depth), timesteps, scales)
-    out["phi_linear_decoder"] = phi_gradient_check((prior32, depth32), (prior, depth),
+    out["phi"] = phi_gradient_check((prior32, depth32), (prior, depth16), timesteps, scales)
+    out["phi_depth_float32"] = phi_gradient_check((prior32, depth32), (prior, depth32),
+                                                  timesteps, scales)
+    out["phi_linear_decoder"] = phi_gradient_check((prior32, depth32), (prior, depth16),
                                                    timesteps, scales, decoder="linear")
     out["lora"] = lora_gradient_check(prior32, prior, PROMPT, scales, batches=batches)
     out["seconds"] = time.time() - t0
@@ -237,13 +242,13 @@ def fp16_check(prior, depth, sd: Path, dpt: Path, device: str, scales: list[floa
 def print_fp16_check(res: dict[str, Any]) -> None:
     """A short table: per gradient scale, the worst relative error and underflow over t."""
     print(f"float16 vs float32 ({res['test_dtype']} vs {res['ref_dtype']}), worst over t:")
-    print(f"  {'check':22s} {'S':>6s} {'rel.err':>9s} {'underflow':>9s} {'non-finite':>10s}")
-    for name, key in (("SSD ∇φ (VAE decoder)", ("phi", "grad")), ("SSD h (VAE decoder)",
-                      ("phi", "h")), ("SSD ∇φ (linear)", ("phi_linear_decoder", "grad")),
-                      ("VSD LoRA gradient", ("lora", "grad"))):
-        for scale, entry in res[key[0]]["summary"].items():
-            print(f"  {name:22s} {scale[2:]:>6s} {entry[key[1] + '_rel_l2_max']:9.2e} "
-                  f"{entry[key[1] + '_underflow_max']:9.2e} {entry[key[1] + '_nonfinite']:10d}")
+    print(f"  {'check':30s} {'S':>6s} {'rel.err':>9s} {'underflow':>9s} {'non-finite':>10s}")
+    from sdlib.precision import FP16_ROWS
+
+    for name, part, key in FP16_ROWS:
+        for scale, entry in (res.get(part) or {}).get("summary", {}).items():
+            print(f"  {name:30s} {scale[2:]:>6s} {entry[key + '_rel_l2_max']:9.2e} "
+                  f"{entry[key + '_underflow_max']:9.2e} {entry[key + '_nonfinite']:10d}")
 
 
 def part_timings(trainer, n: int) -> dict[str, dict[str, float]]:
@@ -384,6 +389,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--fp16_timesteps", default="50,200,500,800,950")
     ap.add_argument("--fp16_batches", type=int, default=3, help="LoRA batches of --fp16_check")
     ap.add_argument("--device", default="cuda")
+    ap.add_argument("--depth_dtype", default="float32", choices=("float32", "float16"),
+                    help="the depth model's precision (paper_config: float32; float16 is the "
+                         "preset before 2026-11-29, CUDA only)")
     ap.add_argument("--tiny", action="store_true",
                     help="tiny SD-2.1- and DPT-Hybrid-shaped models (the plumbing, on the CPU)")
     ap.add_argument("--out", default="notes/bench_paper_step_h100.json")
@@ -412,7 +420,8 @@ def main(argv: list[str] | None = None) -> dict:
     build_s = time.time() - t0
     dtype = "float16" if cuda else "float32"
     prior = DiffusionPrior(model=str(sd), device=device, dtype=dtype)
-    depth = DepthPrior(model=str(dpt), device=device, dtype=dtype)
+    # as paper_config has it (TrainConfig.depth_dtype); --depth_dtype float16 for the old way
+    depth = DepthPrior(model=str(dpt), device=device, dtype=args.depth_dtype)
     report: dict = {"device": torch.cuda.get_device_name() if cuda else "cpu",
                     "torch": torch.__version__, "prior": repr(prior), "depth": repr(depth),
                     "load_s": time.time() - t0, "build_s": build_s, "tiny": args.tiny,
@@ -458,7 +467,8 @@ def main(argv: list[str] | None = None) -> dict:
             key = f"{name}_{variant}"
             cfg = paper_config(PROMPT, method, device=device, compile=compiled, eval_every=0,  # type: ignore[arg-type]
                                checkpoint_every=0, turntable_frames=0, mesh_resolution=0,
-                               prior=str(sd), depth=str(dpt), **extra)
+                               prior=str(sd), depth=str(dpt), depth_dtype=args.depth_dtype,
+                               **extra)
             if name == "ssd_linear":
                 cfg = replace(cfg, ssd=replace(cfg.ssd, decoder="linear"))
             if variant == "deterministic":

@@ -97,7 +97,7 @@ def _with_depth(trainer) -> Any:
     key = (trainer.config.depth, trainer.config.device)
     if key not in _DEPTH:
         _DEPTH[key] = DepthPrior(model=trainer.config.depth, device=trainer.config.device,
-                                 dtype=trainer.config.prior_dtype)
+                                 dtype=trainer.config.depth_precision)
     return replace(trainer.priors, depth=_DEPTH[key])
 
 

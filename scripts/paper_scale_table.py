@@ -17,6 +17,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from sdlib.precision import FP16_ROWS
+
 METHODS = ("sds", "ssd", "vsd")
 COLUMNS = ("method", "cold first step s", "warm first step s", "ms/step", "peak allocated GiB",
            "peak reserved GiB", "GPU used GiB", "long run finite", "deterministic cost ×")
@@ -134,10 +136,7 @@ def markdown(table: list[dict[str, Any]]) -> str:
 def fp16_markdown(check: dict[str, Any]) -> str:
     lines = ["| check | S | worst rel. L2 error | worst underflow | non-finite |",
              "|---|---|---|---|---|"]
-    for label, part, key in (("SSD ∇φ, VAE decoder", "phi", "grad"),
-                             ("SSD h, VAE decoder", "phi", "h"),
-                             ("SSD ∇φ, linear decoder", "phi_linear_decoder", "grad"),
-                             ("VSD LoRA gradient", "lora", "grad")):
+    for label, part, key in FP16_ROWS:
         for scale, e in (check.get(part) or {}).get("summary", {}).items():
             err = e[key + "_rel_l2_max"]
             # NaN: the float32 reference is zero everywhere (sdlib.precision.compare), e.g. a

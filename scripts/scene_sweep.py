@@ -23,8 +23,8 @@ folder holds the exact config.
 Writes to ``--out`` (at most 6 files): ``scene_table.json`` (every run, and the per-scene,
 per-method means over seeds), ``scene_table.md``, ``panoramas.png`` (seed 0: for each scene,
 the truth and each run, a run cut by the limit titled with its step; 12 views from inside, in
-colour and in depth: turbo over [0, 4], near blue, empty white), ``runs.tar`` (per-run eval logs) and
-``sweep.log``. With ``--probe K,T,N`` (default 6,4,8) each scene's finished SDS run of the
+colour and in depth: turbo over [0, 4], near blue, empty white), ``runs.tar`` (per-run eval
+logs) and ``sweep.log``. With ``--probe K,T,N`` (default 6,4,8) each scene's finished SDS run of the
 first seed is also probed at its trained θ: SDS, SSD with the depth baseline and SSD with the
 normal baseline (μ ≡ 1) on one paired design, the law-of-total-variance parts and the paired
 ratios to SDS (``sdlib.gradient_variance.decomposed_variance``; in the run's record and the
@@ -186,7 +186,7 @@ def _probe(trainer, design: str, seed: int) -> dict:
         from sdlib.priors import DepthPrior
 
         trainer.priors.depth = DepthPrior(model=cfg.depth, device=cfg.device,
-                                          dtype=cfg.prior_dtype)
+                                          dtype=cfg.depth_precision)
     ests = {"sds": SDS(),
             "ssd_depth_mu1": SSD.build(replace(cfg, ssd=SSDConfig()), trainer.priors),
             "ssd_normal_mu1": SSD.build(replace(cfg, ssd=SSDConfig(baseline="normal")),

@@ -35,6 +35,7 @@ from torch import Tensor
 
 __all__ = [
     "FP16_MIN_NORMAL",
+    "FP16_ROWS",
     "compare",
     "sphere_render",
     "phi_gradient_check",
@@ -43,6 +44,15 @@ __all__ = [
 
 FP16_MIN_NORMAL = 2.0**-14
 """float16's smallest normal number (6.1e-5); below it float16 keeps fewer significant bits."""
+
+FP16_ROWS = (("SSD ∇φ, VAE decoder", "phi", "grad"), ("SSD h, VAE decoder", "phi", "h"),
+             ("SSD ∇φ, depth model float32", "phi_depth_float32", "grad"),
+             ("SSD h, depth model float32", "phi_depth_float32", "h"),
+             ("SSD ∇φ, linear decoder", "phi_linear_decoder", "grad"),
+             ("VSD LoRA gradient", "lora", "grad"))
+"""The rows of the float16 table (``bench_paper_step.py --fp16_check``'s keys): the label, the
+check, the quantity. In ``phi`` and ``phi_linear_decoder`` the depth model is float16 too; in
+``phi_depth_float32`` it is float32 beside the float16 VAE decoder (``paper_config``'s)."""
 
 
 def compare(test: Tensor, ref: Tensor) -> dict[str, float]:

@@ -142,7 +142,8 @@ def estimate_gpu_memory(
         dfolder = _local_folder(config.depth, "dpt")
         depth_numel = safetensors_numel(dfolder) if dfolder else DPT_HYBRID_NUMEL
     b = _BYTES[config.prior_dtype]
-    weights = b * (prior_numel + ((depth_numel or 0) if needs_depth else 0))
+    weights = b * prior_numel + (_BYTES[config.depth_precision] * (depth_numel or 0)
+                                 if needs_depth else 0)
     per_view = ACTIVATION_GIB["sds"] + (ACTIVATION_GIB[config.method]
                                         if config.method != "sds" else 0.0)
     activations = config.batch_size * (resolution / 512) ** 2 * (b / 2) * per_view * GIB

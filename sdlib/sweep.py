@@ -417,9 +417,10 @@ def _priors(cfg: Any) -> tuple[Any, Any]:
         _PRIORS[key] = DiffusionPrior(model=cfg.prior, device=cfg.device, dtype=cfg.prior_dtype)
     depth = None
     if cfg.method == "ssd" and cfg.ssd.baseline in ("depth", "normal"):
-        dkey = ("depth", cfg.depth, cfg.prior_dtype, cfg.device)
+        dkey = ("depth", cfg.depth, cfg.depth_precision, cfg.device)
         if dkey not in _PRIORS:
-            _PRIORS[dkey] = DepthPrior(model=cfg.depth, device=cfg.device, dtype=cfg.prior_dtype)
+            _PRIORS[dkey] = DepthPrior(model=cfg.depth, device=cfg.device,
+                                       dtype=cfg.depth_precision)
         depth = _PRIORS[dkey]
     return _PRIORS[key], depth
 

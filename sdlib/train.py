@@ -155,6 +155,11 @@ class TrainConfig:
     """Depth prior (SSD's depth baseline): "shapezoo", a transformers repo id or folder."""
     prior_dtype: Literal["float32", "float16", "bfloat16"] = "float32"
     """Precision of the priors (half precision on CUDA only)."""
+    depth_dtype: Literal["float32", "float16", "bfloat16"] | None = None
+    """Precision of the depth model (SSD's depth / normal baseline); ``None``: ``prior_dtype``.
+    Stein's identity needs the exact ``∇φ``: in float16 a random DPT-Hybrid's ``∇φ`` was a
+    relative ~0.6 from float32's (``notes/phi_precision/``), so :func:`paper_config` keeps
+    the depth model in float32 beside a float16 diffusion prior."""
     device: str = field(default_factory=default_device)
     """Torch device."""
     compile: bool = False
@@ -208,6 +213,9 @@ class TrainConfig:
         for name in ("lr_grid", "lr_mlp"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"TrainConfig.{name}={getattr(self, name)} must be > 0")
+        if self.depth_dtype not in (None, "float32", "float16", "bfloat16"):
+            raise ValueError(f"TrainConfig.depth_dtype={self.depth_dtype!r}; accepted: None "
+                             "(prior_dtype's), 'float32', 'float16', 'bfloat16'")
         if self.compile and not self.device.startswith("cuda"):
             raise ValueError(
                 f"TrainConfig.compile=True needs a CUDA device (device={self.device!r}); "
@@ -218,6 +226,11 @@ class TrainConfig:
                 f"TrainConfig.device={self.device!r} but CUDA is not available here; "
                 "use device='cpu' (small sizes) or run on a GPU machine"
             )
+
+    @property
+    def depth_precision(self) -> str:
+        """The depth model's dtype name: ``depth_dtype``, else ``prior_dtype``."""
+        return self.depth_dtype or self.prior_dtype
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -256,7 +269,7 @@ def paper_config(prompt: str, method: Method = "ssd", **overrides: Any) -> Train
         prompt=prompt, method=method, batch_size=1, render_size=64, cameras=PAPER_CAMERAS,
         nerf=FieldConfig(grid=HashGridConfig()), prior="stabilityai/stable-diffusion-2-1-base",
         depth="Intel/dpt-hybrid-midas", lr_grid=1e-2, lr_mlp=1e-3, device=device,
-        prior_dtype="float16" if cuda else "float32", compile=cuda,
+        prior_dtype="float16" if cuda else "float32", depth_dtype="float32", compile=cuda,
     )
     if method == "vsd":
         base = TrainConfig(
@@ -326,7 +339,7 @@ class Trainer:
         estimator_cls = ESTIMATORS[config.method]
         needs_depth = estimator_cls.needs_depth(config)
         self.depth_prior = depth if (depth is not None or not needs_depth) else DepthPrior(
-            model=config.depth, device=config.device, dtype=config.prior_dtype
+            model=config.depth, device=config.device, dtype=config.depth_precision
         )
         self.embeddings = self.prior.text_embeddings(config.prompt)
         self.field = RadianceField(config.nerf).to(self.device)

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from sdlib.preflight import (
+    DPT_HYBRID_NUMEL,
     GIB,
     GPUMemoryError,
     check_gpu_memory,
@@ -123,8 +124,12 @@ def test_gpu_memory_estimate_at_the_paper_preset():
     cfg = paper_config("a hamburger", "ssd", device="cpu", prior_dtype="float16")
     assert estimate_gpu_memory(replace(cfg, batch_size=4)).activations == \
         4 * est["ssd"].activations
+    # paper_config keeps the depth model in float32 (TrainConfig.depth_dtype): 2 bytes more
+    # per parameter than in float16, and all in float32 is twice all in float16
+    all16 = estimate_gpu_memory(replace(cfg, depth_dtype=None))
+    assert est["ssd"].weights - all16.weights == 2 * DPT_HYBRID_NUMEL
     assert estimate_gpu_memory(replace(cfg, prior_dtype="float32")).weights == \
-        2 * est["ssd"].weights
+        2 * all16.weights
     small = estimate_gpu_memory(shapezoo_config("a red ball", "ssd", device="cpu"))
     assert small.weights < 0.1 * GIB and small.total < 2 * GIB
 

@@ -119,6 +119,11 @@ def test_compile_needs_cuda_and_paper_preset_adapts_to_the_device():
         TrainConfig(prompt="a red ball", compile=True, device="cpu")
     cfg = paper_config("a hamburger", "ssd", device="cpu")
     assert (cfg.prior_dtype, cfg.compile) == ("float32", False)
+    # the depth model stays float32 beside a float16 prior (Stein's identity needs exact ∇φ)
+    assert (cfg.depth_dtype, cfg.depth_precision) == ("float32", "float32")
+    assert TrainConfig(prompt="a red ball", prior_dtype="bfloat16").depth_precision == "bfloat16"
+    with pytest.raises(ValueError, match="depth_dtype='half'"):
+        TrainConfig(prompt="a red ball", depth_dtype="half")  # type: ignore[arg-type]
     assert paper_config("a hamburger", "vsd", device="cpu").guidance_scale == 7.5
 
 
