@@ -55,6 +55,9 @@ def main() -> None:
     ap.add_argument("--image_size", type=int, default=512, help="the decoded image's side")
     ap.add_argument("--mask_size", type=int, default=64, help="the render's side (φ's pixels)")
     ap.add_argument("--dtypes", default="float32,bfloat16,float16")
+    ap.add_argument("--noise", type=float, default=0.0,
+                    help="std of a fixed Gaussian texture added to the image (breaks the flat "
+                         "regions' ties in max-pooling and ReLUs)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="outputs/phi_precision_cpu.json")
     args = ap.parse_args()
@@ -63,12 +66,17 @@ def main() -> None:
     model = build_dpt_hybrid(seed=args.seed, tiny=args.tiny).double().eval().requires_grad_(False)
     input_size = model.config.image_size
     image = sphere_render(args.image_size)["rgb"].double()
+    if args.noise > 0:
+        texture = torch.randn(image.shape, generator=torch.Generator().manual_seed(args.seed + 2),
+                              dtype=torch.float64)
+        image = (image + args.noise * texture).clamp(0.0, 1.0)
     render = sphere_render(args.mask_size)
     mask = render["opacity"] > 0.5
     inv_depth = torch.where(mask, 1.0 / render["depth"], torch.zeros_like(render["depth"])).double()
 
     phi_ref, g_ref = phi_and_grad(model, image, inv_depth, mask, torch.float64, input_size)
     res: dict = {"tiny": args.tiny, "image_size": args.image_size, "input_size": input_size,
+                 "noise": args.noise,
                  "phi_float64": phi_ref, "grad_norm_float64": float(g_ref.norm()),
                  "precision": {}, "roughness": {}}
     print(f"float64: φ = {phi_ref:.6f}, |∇φ| = {g_ref.norm():.4e} ({time.time() - t0:.0f} s)")
