@@ -18,9 +18,10 @@ one fixed batch between a float16 and a float32 prior, for several loss scales
 Reported per comparison: the relative L2 error ``||g₁₆ − g₃₂|| / ||g₃₂||``, the fraction of
 entries where the reference is nonzero and the test exactly zero (underflow), the fraction of
 the reference's magnitudes below float16's smallest normal, and the number of non-finite test
-entries (a scale too large overflows). Random weights say little about trained ones (a random
-DPT-Hybrid stem is badly conditioned in float16, ``notes/perf_paper_step.md`` §5): the check is
-there to be run on the real models too. ``scripts/bench_paper_step.py --fp16_check`` runs both
+entries (a scale too large overflows). Random weights say little about trained ones: a random
+DPT-Hybrid's ``∇φ`` moves as far when its input moves by half a float16 step as float16
+arithmetic moves it (``notes/phi_precision/``), so the check is there to be run on the real
+models too. ``scripts/bench_paper_step.py --fp16_check`` runs both
 checks on the GPU; on the CPU both sides are float32 (the test of the plumbing: zero error).
 """
 
