@@ -29,10 +29,11 @@ as variance. ``notes/variance_reduction_bound.md`` predicts, from measured numbe
 antithetic pairs it could reach ≈ 0.38× SDS's variance per UNet evaluation if it removes 80% of
 the between-cell part; that fraction has to be measured along real runs.
 
-**Costs.** No extra UNet call. Each sample of the batch needs its own backward through the
-render (:meth:`sdlib.train.Trainer.theta_gradient` does ``B`` backward passes instead of one),
-and the table holds ``cells × |θ|`` floats (48 cells × a ShapeZoo field of ~1.6M parameters ≈
-300 MB).
+**Costs.** No extra UNet call. Each sample of the batch needs its own backward:
+:meth:`sdlib.train.Trainer.theta_gradient` renders and encodes each view in its own graph, so the
+``B`` backward passes each go through one view and together cost about one batched backward
+(before, ``B`` passes through the whole batch's graph made a step ~3× slower on the CPU). The
+table holds ``cells × |θ|`` floats (48 cells × a ShapeZoo field of ~1.6M parameters ≈ 300 MB).
 
 >>> cv = CellControlVariate(CellCVConfig(enabled=True, azimuth_bins=2, t_bins=2), [(3,)],
 ...                         azimuth_range=(-180.0, 180.0), num_train_timesteps=1000)

@@ -435,19 +435,43 @@ class Trainer:
         With ``antithetic`` only half the batch is rendered and every render appears twice
         (samples ``2i`` and ``2i + 1``), so the pull-back sums both members' gradients.
         """
+        cameras, out, latents, _ = self._sample_views(n, apart=False)
+        return cameras, out, latents
+
+    def _sample_views(self, n: int | None, apart: bool
+                      ) -> tuple[Cameras, RenderOutput, Tensor, list[tuple[RenderOutput, Tensor]]]:
+        """:meth:`sample_views`, and with ``apart`` each render in its own graph: then the
+        fourth value holds ``(render, latents)`` per sample (a pair's two samples share one),
+        so that a backward from one sample goes through its view alone, not the whole batch's
+        graph (the cell control variate's per-sample gradients, at the cost of one batched
+        backward instead of ``B``). The batch's ``render`` and ``latents`` are then their
+        concatenation (for the draw; not for a backward). The dense sampler draws its jitter
+        ray by ray in the same order, so the renders are the batched ones."""
         cfg = self.config
         n = n or cfg.batch_size
         n_render = n // 2 if cfg.antithetic else n
         cameras = sample_cameras(cfg.cameras, n_render, self.generator, self.device,
                                  stratified=cfg.stratified)
-        out = self.render(cameras)
-        latents = self.encode(out)
+        views: list[tuple[RenderOutput, Tensor]] = []
+        if apart:
+            for k in range(n_render):
+                view = self.render(cameras[k])
+                views.append((view, self.encode(view)))
+            out = RenderOutput(**{
+                f.name: None if getattr(views[0][0], f.name) is None
+                else torch.cat([getattr(v, f.name) for v, _ in views])
+                for f in dataclasses.fields(RenderOutput)})
+            latents = torch.cat([z for _, z in views])
+        else:
+            out = self.render(cameras)
+            latents = self.encode(out)
         if cfg.antithetic:
             idx = torch.arange(n_render, device=self.device).repeat_interleave(2)
             cameras = cameras[idx]
             out = out.select(idx)
             latents = latents[idx]
-        return cameras, out, latents
+            views = [views[int(i)] for i in idx] if apart else views
+        return cameras, out, latents, views
 
     def make_draw(
         self,
@@ -538,7 +562,7 @@ class Trainer:
         gradient estimator learn).
         """
         self.field.train()
-        cameras, out, latents = self.sample_views()
+        cameras, out, latents, views = self._sample_views(None, apart=self.cell_cv is not None)
         grad, info = self.latent_gradient(cameras, out, latents, update_state=update_state)
         info["opacity_mean"] = out.opacity.detach().mean()
         self.optimizer.zero_grad(set_to_none=True)
@@ -547,20 +571,23 @@ class Trainer:
             loss.backward()
         else:
             update = update_state if update_cells is None else update_cells
-            loss = self._cell_corrected_backward(cameras, out, latents, grad, update)
+            loss = self._cell_corrected_backward(cameras, views, grad, update)
             info["cell_cv_filled"] = self.cell_cv.filled
         return loss, grad, info
 
-    def _cell_corrected_backward(self, cameras: Cameras, out: RenderOutput, latents: Tensor,
-                                 grad: Tensor, update: bool) -> Tensor:
-        """One backward per view, then ``.grad`` = the cell-corrected mean; returns the
-        (detached) surrogate loss."""
-        params, b = self._parameters(), latents.shape[0]
+    def _cell_corrected_backward(self, cameras: Cameras,
+                                 views: list[tuple[RenderOutput, Tensor]], grad: Tensor,
+                                 update: bool) -> Tensor:
+        """One backward per sample through its own view's graph (``views``, from
+        :meth:`_sample_views` with ``apart``), then ``.grad`` = the cell-corrected mean;
+        returns the (detached) surrogate loss."""
+        params, b = self._parameters(), grad.shape[0]
         per_sample, loss = [], 0.0
-        for k in range(b):  # G_k: the step's gradient if the whole batch were view k
-            index = torch.tensor([k], device=latents.device)
-            loss_k = self.pullback(out.select(index), latents[k:k + 1], grad[k:k + 1])
-            g = torch.autograd.grad(loss_k * b, params, retain_graph=k < b - 1,
+        for k in range(b):  # G_k: the step's gradient if the whole batch were sample k
+            view, z = views[k]
+            loss_k = self.pullback(view, z, grad[k:k + 1])
+            shared = k + 1 < b and views[k + 1][1] is z  # an antithetic pair's first member
+            g = torch.autograd.grad(loss_k * b, params, retain_graph=shared,
                                     allow_unused=True)
             per_sample.append([torch.zeros_like(p) if gi is None else gi
                                for p, gi in zip(params, g)])

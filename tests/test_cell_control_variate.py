@@ -173,3 +173,33 @@ def test_batch_variance_measures_the_cell_design(tiny_prior_folders) -> None:
         assert torch.isfinite(torch.tensor(res[name]["per_evaluation"]))
     # same draws, different estimators: the cell design's batches differ from plain SDS's
     assert not torch.allclose(res["cells"]["samples"], res["sds"]["samples"])
+
+
+@pytest.mark.parametrize("antithetic", [False, True], ids=["iid", "antithetic"])
+def test_views_rendered_apart_give_the_batched_per_sample_gradients(tiny_prior_folders,
+                                                                    antithetic) -> None:
+    """The cell control variate renders each view in its own graph (one cheap backward per
+    sample): the renders, latents and per-sample θ-gradients equal the batched graph's."""
+    plain, _ = _pair(tiny_prior_folders, antithetic=antithetic)
+    params = plain._parameters()
+    grads = []
+    for apart in (False, True):
+        plain.generator.manual_seed(11)
+        cameras, out, latents, views = plain._sample_views(None, apart=apart)
+        grad = torch.randn(latents.shape, generator=torch.Generator().manual_seed(5))
+        per_sample = []
+        for k in range(latents.shape[0]):
+            if apart:
+                loss = plain.pullback(views[k][0], views[k][1], grad[k:k + 1])
+            else:
+                loss = plain.pullback(out.select(torch.tensor([k])), latents[k:k + 1],
+                                      grad[k:k + 1])
+            g = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
+            per_sample.append(torch.cat([gi.flatten() for gi in g if gi is not None]))
+        grads.append((out.rgb.detach(), latents.detach(), torch.stack(per_sample)))
+    (rgb0, lat0, g0), (rgb1, lat1, g1) = grads
+    assert len(views) == 4 and (views[0][1] is views[1][1]) == antithetic
+    torch.testing.assert_close(rgb1, rgb0, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(lat1, lat0, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(g1, g0, rtol=1e-4, atol=1e-7)
+    assert g0.abs().max() > 0
