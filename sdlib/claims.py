@@ -535,6 +535,37 @@ def efficiency_table(runs: Sequence[Run]) -> dict[str, dict[str, Any]]:
     return out
 
 
+def probe_table(paths: Sequence[str | Path], n_boot: int = 2000, seed: int = 0
+                ) -> dict[str, dict[str, Any]]:
+    """The frozen-θ designs of ``scripts/cell_cv_probe.py`` over prompts (one JSON per prompt).
+
+    Per prompt and design ``r = v_design / v_SDS`` (variance per UNet evaluation) with its
+    delta-method standard error ``r · se(log r)``. Returns ``{design: {"prompts", "ratios",
+    "ses", "mean": Interval (mean over prompts, bootstrap over prompts), "gmean", "pooled"
+    (Σ v_design / Σ v_SDS), "best_on": how many prompts it is the lowest on}}``.
+    """
+    files = [json.loads(Path(p).read_text()) for p in paths]
+    if not files:
+        return {}
+    names = [n for n in files[0]["designs"] if all(n in f["designs"] for f in files)]
+    lowest = [min(names, key=lambda n, f=f: f["designs"][n]["ratio"]) for f in files]
+    out = {}
+    for name in names:
+        ds = [f["designs"][name] for f in files]
+        ratios = [d["ratio"] for d in ds]
+        out[name] = {
+            "prompts": [f["args"]["prompt"] for f in files],
+            "ratios": ratios,
+            "ses": [d["ratio"] * d["ratio_rel_se"] for d in ds],
+            "mean": bootstrap_ci(ratios, n_boot=n_boot, seed=seed),
+            "gmean": _gmean(np.asarray(ratios)),
+            "pooled": float(sum(d["per_evaluation"] for d in ds)
+                            / sum(f["designs"]["sds"]["per_evaluation"] for f in files)),
+            "best_on": sum(n == name for n in lowest),
+        }
+    return out
+
+
 # ---------------------------------------------------------------------- a tiny sweep (CI)
 SMOKE_ARGS = (
     "main", "--prompts", "a brown teddy bear", "--methods", "sds", "ssd", "--seeds", "0",
