@@ -104,3 +104,29 @@ def test_per_t_shares_of_the_committed_sweep_sum_to_one() -> None:
     assert len(table) == 4
     assert sum(row["share_of_total"].estimate for row in table.values()) == pytest.approx(1.0)
     assert all(0 < row["noise_share"].estimate < 1 for row in table.values())
+
+
+def test_probe_table_over_prompts(tmp_path) -> None:
+    """Frozen-θ probe files (scripts/cell_cv_probe.py's format): ratios, their standard errors,
+    the mean over prompts, the pooled ratio and which design is lowest on how many prompts."""
+    def design(v, se, ratio, rel_se):
+        return {"per_evaluation": v, "per_evaluation_se": se, "ratio": ratio,
+                "ratio_rel_se": rel_se}
+
+    paths = []
+    for i, (a, b) in enumerate([(0.5, 0.8), (0.25, 0.2)]):  # the second design wins prompt 1
+        v_sds = 100.0 * (i + 1)
+        f = {"args": {"prompt": f"prompt {i}"},
+             "designs": {"sds": design(v_sds, 5.0, 1.0, 0.0),
+                         "a": design(a * v_sds, 1.0, a, 0.1),
+                         "b": design(b * v_sds, 1.0, b, 0.2)}}
+        paths.append(tmp_path / f"p{i}.json")
+        paths[-1].write_text(json.dumps(f))
+    t = claims.probe_table(paths, n_boot=200)
+    assert t["a"]["ratios"] == [0.5, 0.25] and t["a"]["ses"] == pytest.approx([0.05, 0.025])
+    assert t["a"]["mean"].estimate == pytest.approx(0.375)
+    assert t["a"]["pooled"] == pytest.approx((50 + 50) / 300)
+    assert t["a"]["gmean"] == pytest.approx(math.sqrt(0.5 * 0.25))
+    assert (t["a"]["best_on"], t["b"]["best_on"], t["sds"]["best_on"]) == (1, 1, 0)
+    assert t["sds"]["prompts"] == ["prompt 0", "prompt 1"]
+    assert claims.probe_table([]) == {}
