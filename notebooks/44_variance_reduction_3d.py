@@ -96,6 +96,7 @@ for name, d in eff.items():
 
 # %%
 combo = "SDS + μ(t) + stratified"
+cells_label = "SDS + cells + antithetic + stratified"  # in sweeps made after 2026-11-29
 stt = {m: claims.steps_to_threshold(runs, m, 0.95, n_boot=n_boot).get(combo)
        for m in ("mask_iou", "psnr", "depth_pearson")}
 quality = claims.final_quality(runs, n_boot=n_boot).get(combo, {})
@@ -105,6 +106,11 @@ for m, d in stt.items():
               f"censored {d['censored']}")
 for m, d in quality.items():
     print(f"{m:20s} final, minus SDS (paired): {d['diff_to_sds']}")
+cells_stt = claims.steps_to_threshold(runs, "mask_iou", 0.95, n_boot=n_boot).get(cells_label)
+if cells_stt is None:
+    print(f"this sweep has no '{cells_label}' runs (the committed and smoke sweeps predate them)")
+else:
+    print(f"{cells_label}: IoU steps to 95% of SDS's final, median ratio {cells_stt['median']}")
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
@@ -126,11 +132,11 @@ if names:
     ax.legend(fontsize=7)
 ax = axes[1]
 curves = claims.metric_curves(runs, "psnr", n_boot=min(n_boot, 1000))
-claims.plot_curves(ax, {k: v for k, v in curves.items() if k in ("SDS", combo)}, "mean",
-                   x="x")
+claims.plot_curves(ax, {k: v for k, v in curves.items() if k in ("SDS", combo, cells_label)},
+                   "mean", x="x")
 ax.set_xlabel("step")
 ax.set_ylabel("PSNR (dB), mean and 95% CI")
-ax.set_title("(b) convergence: SDS against SDS + μ(t) + stratified", fontsize=10)
+ax.set_title("(b) convergence: SDS against the combinations", fontsize=10)
 ax.legend(fontsize=7)
 fig.suptitle(f"Variance reduction in 3-D ({'smoke' if smoke else 'H200 sweep'}; "
              f"{len(next(iter(eff.values()))['per_theta']) if eff else 0} θs)", fontsize=10)
@@ -180,6 +186,18 @@ for name, label in labels.items():
         print(f"{label:32s} mean over {len(d['ratios'])} prompts {d['mean']}  geometric mean "
               f"{d['gmean']:.2f}  pooled {d['pooled']:.2f}  lowest on {d['best_on']} prompts")
 
+# %% [markdown]
+# Along training the table lags θ. A sweep with cells runs (`scripts/claims_sweep.py main
+# --methods cells`) probes each run's own table against the same design without it, on the
+# same draws, at its probe steps:
+
+# %%
+along = claims.own_cells_curve(runs, n_boot=n_boot)
+if not along["step"]:
+    print("this sweep has no cells runs: the ratio along training is not measured yet")
+for step, g, lo, hi, n in zip(*along.values()):
+    print(f"step {step:5d}: own table / without {g:.2f} [{lo:.2f}, {hi:.2f}] ({n} runs)")
+
 # %%
 fig_c, ax = plt.subplots(figsize=(12, 4.2))
 if cells:
@@ -205,7 +223,8 @@ savefig(fig_c, "fig44_cell_control_variate", out_dir=out_dir, notebook=NOTEBOOK,
         data={"files": [str(p.relative_to(REPO_ROOT)) for p in probe_files],
               "designs": {k: {**{f: d[f] for f in ("prompts", "ratios", "ses", "gmean", "pooled",
                                                    "best_on")}, "mean": d["mean"].as_dict()}
-                          for k, d in cells.items()}})
+                          for k, d in cells.items()},
+              "along_training": along})
 plt.show()
 
 # %% [markdown]

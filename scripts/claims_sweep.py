@@ -42,6 +42,12 @@ from sdlib.shapezoo.objects import BENCHMARK_PROMPTS
 COMMON = ("turntable_frames=0", "mesh_resolution=0", "checkpoint_every=100")
 COMBO = ("ssd.baseline=constant", "ssd.coefficient_update=binned", "stratified=true")
 """SDS's own ε with a per-timestep coefficient μ(t), stratified t and azimuth."""
+CELLS = ("cell_cv.enabled=true", "antithetic=true", "stratified=true")
+"""SDS with the control variate across (camera, t) cells, antithetic pairs, stratified t and
+azimuth (issue 12's best design at frozen θs, ``notes/cell_cv_h200``)."""
+CELL_BATCHES = 16
+"""Batches per design of a cells run's light probe (its own table against the same design
+without it, paired)."""
 LIGHT = dict(n_cameras=4, n_timesteps=3, n_noises=4)
 FULL = dict(n_cameras=6, n_timesteps=4, n_noises=8)
 
@@ -55,12 +61,14 @@ def grids(name: str, seeds: tuple[int, ...], steps: int, eval_every: int, prompt
     base = dict(prompts=tuple(prompts), seeds=seeds, steps=steps, eval_every=eval_every,
                 overrides=common, variance_steps=probe_steps)
     if name == "main":
-        keep = methods or ("sds", "ssd", "vsd", "combo")
+        keep = methods or ("sds", "ssd", "vsd", "combo", "cells")
         out = []
         if plain := tuple(m for m in ("sds", "ssd", "vsd") if m in keep):
             out.append(SweepConfig(methods=plain, **base))
         if "combo" in keep:
             out.append(SweepConfig(methods=("ssd",), vary=COMBO, **base))
+        if "cells" in keep:
+            out.append(SweepConfig(methods=("sds",), vary=CELLS, **base))
         return out
     if name == "ablations":
         base = {**base, "variance_steps": ()}
@@ -148,6 +156,26 @@ def _decompositions(grads: dict, pairs_with: str = "sds") -> dict:
     return out
 
 
+def _own_cells(trainer, n_batches: int) -> dict[str, Any]:
+    """A cells run's own table, as training left it (lag included), against the same design
+    without the table, on the same draws: the variance per UNet evaluation of each and their
+    ratio (``f`` along training, where a frozen-θ table cannot lag)."""
+    from sdlib.cell_control_variate import CellCVConfig
+    from sdlib.distill import SDS
+    from sdlib.gradient_variance import batch_variance
+
+    res = batch_variance(trainer, {"without": (SDS(), {"cell_cv": CellCVConfig()}),
+                                   "own_table": (SDS(), {})},
+                         n_batches=n_batches, batch_size=trainer.config.batch_size,
+                         own_cells=("own_table",), seed=3000 + trainer.step_count)
+    out = {name: {"per_evaluation": r["per_evaluation"],
+                  "per_evaluation_se": r["per_evaluation_se"],
+                  "ms_per_batch": r["ms_per_batch"]} for name, r in res.items()}
+    out["ratio"] = out["own_table"]["per_evaluation"] / out["without"]["per_evaluation"]
+    out["filled"] = trainer.cell_cv.filled
+    return out
+
+
 def probe_factory(full_at: int, seed0_only: bool = True, light: dict | None = None,
                   full_design: dict | None = None, n_batches: int = 48,
                   efficiency_prompts: tuple[str, ...] | None = None):
@@ -164,8 +192,10 @@ def probe_factory(full_at: int, seed0_only: bool = True, light: dict | None = No
         if not full:
             ests = {"sds": SDS()} if own_is_sds else {"own": trainer.method, "sds": SDS()}
             grads = paired_gradients(trainer, ests, seed=trainer.step_count, **(light or LIGHT))
-            return {"kind": "light", **_decompositions(grads),
-                    "seconds": time.perf_counter() - start}
+            result = {"kind": "light", **_decompositions(grads)}
+            if cfg.cell_cv.enabled:
+                result["cells_own"] = _own_cells(trainer, n_batches=CELL_BATCHES)
+            return {**result, "seconds": time.perf_counter() - start}
         priors = _with_depth(trainer)
         ests = {"mc": _Zero(), "sds": SDS(), "ssd_mu1": _ssd(trainer, priors),
                 "ssd_normal_mu1": _ssd(trainer, priors, baseline="normal")}
@@ -241,8 +271,10 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--eval-every", type=int, default=100)
     ap.add_argument("--prompts", nargs="+", default=list(BENCHMARK_PROMPTS))
-    ap.add_argument("--methods", nargs="+", default=None, choices=["sds", "ssd", "vsd", "combo"],
-                    help="main grid: only these (combo: SDS + μ(t) + stratified)")
+    ap.add_argument("--methods", nargs="+", default=None,
+                    choices=["sds", "ssd", "vsd", "combo", "cells"],
+                    help="main grid: only these (combo: SDS + μ(t) + stratified; cells: SDS + "
+                         "the cell control variate + antithetic + stratified)")
     ap.add_argument("--device", default=None)
     ap.add_argument("--set", action="append", default=[], help="extra key=value override")
     ap.add_argument("--light", type=int, nargs=3, default=None, metavar=("K", "T", "N"))

@@ -73,6 +73,8 @@ LABELS = {
     "vsd": "VSD",
     "ssd:ssd.baseline=constant,ssd.coefficient_update=binned,stratified=true":
         "SDS + μ(t) + stratified",
+    "sds:cell_cv.enabled=true,antithetic=true,stratified=true":
+        "SDS + cells + antithetic + stratified",
 }
 """Display names of the runs' ``method:varied overrides``."""
 
@@ -280,6 +282,26 @@ def variance_curves(runs: Sequence[Run], space: str = "theta", part: str = "tota
                 curve[k].append(v)
         out[label] = curve
     return out
+
+
+def own_cells_curve(runs: Sequence[Run], n_boot: int = 2000) -> dict[str, list[Any]]:
+    """The cell control variate along training: at each probe step, the ratio of a cells run's
+    variance per UNet evaluation with its own (lagging) table to the same design without it
+    (``scripts/claims_sweep.py``'s light probe, ``cells_own``), geometric mean over runs with a
+    95% bootstrap interval. ``{"step", "gmean", "lo", "hi", "n"}`` (empty lists without data).
+    """
+    per_step: dict[int, list[float]] = {}
+    for r in runs:
+        for rec in r.variance:
+            ratio = (rec.get("cells_own") or {}).get("ratio")
+            if ratio is not None and ratio > 0:
+                per_step.setdefault(int(rec["step"]), []).append(float(ratio))
+    curve: dict[str, list[Any]] = {"step": [], "gmean": [], "lo": [], "hi": [], "n": []}
+    for step in sorted(per_step):
+        ci = bootstrap_ci(per_step[step], _gmean, n_boot=n_boot)
+        for k, v in zip(curve, (step, ci.estimate, ci.lo, ci.hi, ci.n)):
+            curve[k].append(v)
+    return curve
 
 
 def paired_ratio_curves(runs: Sequence[Run], space: str = "theta", part: str = "total",

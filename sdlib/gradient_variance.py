@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -331,6 +331,7 @@ def batch_variance(
     warmup: dict[str, int] | None = None,
     sketch_dim: int | None = 2**16,
     seed: int = 0,
+    own_cells: Sequence[str] = (),
 ) -> dict[str, dict[str, Any]]:
     """Variance per UNet evaluation and seconds per batch of several (estimator, design) pairs.
 
@@ -348,6 +349,9 @@ def batch_variance(
             the cell table's batches for a cell design).
         sketch_dim: θ-gradient count sketch (see :class:`CountSketch`).
         seed: the measured batches of every design start from this generator state.
+        own_cells: designs that use the trainer's own cell table as training left it (a run
+            with ``cell_cv.enabled``): no fresh table, no warm-up, no update while measured,
+            so the run's table (lag included) is what is measured and training is unchanged.
 
     Returns:
         name → ``{"per_evaluation": B · tr Cov(batch mean), "per_evaluation_se",
@@ -362,15 +366,21 @@ def batch_variance(
     sketch = CountSketch(sum(p.numel() for p in params), sketch_dim, seed, trainer.device)
     results: dict[str, dict[str, Any]] = {}
     cuda = trainer.device.type == "cuda"
+    unknown = set(own_cells) - set(designs)
+    if unknown or (own_cells and getattr(trainer, "cell_cv", None) is None):
+        raise ValueError(f"batch_variance: own_cells={tuple(own_cells)} needs designs of that "
+                         f"name (unknown: {sorted(unknown)}) and a trainer with its own cell "
+                         "table (TrainConfig.cell_cv.enabled)")
     for name, (estimator, changes) in designs.items():
-        cells = getattr(changes.get("cell_cv"), "enabled", False)
+        own = name in own_cells
+        cells = own or getattr(changes.get("cell_cv"), "enabled", False)
         saved_cv = getattr(trainer, "cell_cv", None)
         with _sampling(trainer, method=estimator, batch_size=batch_size, **changes):
-            if cells:
+            if cells and not own:
                 trainer.cell_cv = trainer.new_cell_cv(trainer.config.cell_cv)
             try:
                 trainer.generator.manual_seed(seed + 7919)
-                if cells:
+                if cells and not own:
                     for _ in range(warmup.get(name, 0)):
                         trainer.theta_gradient(update_state=False, update_cells=True)
                 else:
@@ -382,7 +392,7 @@ def batch_variance(
                         torch.cuda.synchronize()
                     start = time.perf_counter()
                     if cells:
-                        trainer.theta_gradient(update_state=False, update_cells=True)
+                        trainer.theta_gradient(update_state=False, update_cells=not own)
                         g = _flat_grad([p.grad for p in params], params)
                     else:
                         cameras, out, latents = trainer.sample_views()

@@ -203,3 +203,37 @@ def test_views_rendered_apart_give_the_batched_per_sample_gradients(tiny_prior_f
     torch.testing.assert_close(lat1, lat0, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(g1, g0, rtol=1e-4, atol=1e-7)
     assert g0.abs().max() > 0
+
+
+def test_a_cells_runs_probe_measures_its_own_table_without_changing_it(tiny_prior_folders
+                                                                       ) -> None:
+    """scripts/claims_sweep.py's cells method: the grid names it, and its light probe measures
+    the run's own (lagging) table against the same design without it, leaving the table, θ
+    and the generator as they were."""
+    import importlib.util
+    from pathlib import Path
+
+    from sdlib import claims
+    from sdlib.sweep import expand
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "claims_sweep.py"
+    spec = importlib.util.spec_from_file_location("claims_sweep", path)
+    sweep = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sweep)
+    (config,) = sweep.grids("main", (0,), 10, 5, ["a red ball"], methods=("cells",))
+    (run,) = expand(config)
+    assert claims.label_of("sds", claims._variant(run.run_id, "sds", 0)) == \
+        "SDS + cells + antithetic + stratified"
+
+    _, trainer = _pair(tiny_prior_folders, antithetic=True, stratified=True)
+    for _ in range(3):
+        trainer.step()
+    table = [t.clone() for t in trainer.cell_cv.table]
+    theta = [p.detach().clone() for p in trainer._parameters()]
+    state = trainer.generator.get_state()
+    res = sweep._own_cells(trainer, n_batches=4)
+    assert all(torch.equal(a, b) for a, b in zip(table, trainer.cell_cv.table))
+    assert all(torch.equal(a, p) for a, p in zip(theta, trainer._parameters()))
+    assert torch.equal(state, trainer.generator.get_state())
+    assert 0 < res["ratio"] < float("inf") and res["filled"] > 0
+    assert res["own_table"]["per_evaluation"] != res["without"]["per_evaluation"]

@@ -130,3 +130,20 @@ def test_probe_table_over_prompts(tmp_path) -> None:
     assert (t["a"]["best_on"], t["b"]["best_on"], t["sds"]["best_on"]) == (1, 1, 0)
     assert t["sds"]["prompts"] == ["prompt 0", "prompt 1"]
     assert claims.probe_table([]) == {}
+
+
+def test_own_cells_curve_takes_the_geometric_mean_over_runs_per_step() -> None:
+    def run(seed: int, ratios: dict[int, float]) -> Run:
+        variance = tuple({"step": s, "kind": "light", "cells_own": {"ratio": r}}
+                         for s, r in ratios.items())
+        return Run(run_id=f"p__sds__seed{seed}", prompt="p", method="sds", seed=seed,
+                   variant="cell_cv.enabled=true,antithetic=true,stratified=true", done=True,
+                   steps=20, step_ms=1.0, variance=variance)
+
+    plain = _run("sds", "p", 0, [0.5])  # no cells_own records: ignored
+    curve = claims.own_cells_curve([run(0, {10: 0.5, 20: 0.25}), run(1, {10: 0.125}), plain],
+                                   n_boot=100)
+    assert curve["step"] == [10, 20] and curve["n"] == [2, 1]
+    assert curve["gmean"] == pytest.approx([0.25, 0.25])
+    assert claims.own_cells_curve([plain]) == {"step": [], "gmean": [], "lo": [], "hi": [],
+                                               "n": []}
