@@ -34,6 +34,9 @@ Writes ``--out`` (JSON) as it goes and prints a table.
     python scripts/bench_paper_step.py --methods sds --variants compiled --no-theta_grad \
         --parts 0 --long_steps 1000 --out $OUT/warm_sds.json   # time to first step, 1000 steps
     python scripts/bench_paper_step.py --variants "" --fp16_check --out $OUT/fp16.json
+    python scripts/bench_paper_step.py --variants "" --fp16_check --prior \
+        stabilityai/stable-diffusion-2-1-base --depth Intel/dpt-hybrid-midas --out fp16_real.json
+                                                   # the same check on the real weights
     python scripts/bench_paper_step.py --device cpu --tiny ...  # tiny models: the plumbing, on CPU
 
 ``scripts/gpu_paper_scale.sh`` runs all of it in one GPU call.
@@ -211,7 +214,7 @@ def long_run(trainer, n: int, stop_at: float = 0.0, on_progress=None,
     return summary()
 
 
-def fp16_check(prior, depth, sd: Path, dpt: Path, device: str, scales: list[float],
+def fp16_check(prior, depth, sd: Path | str, dpt: Path | str, device: str, scales: list[float],
                timesteps: list[int], batches: int) -> dict[str, Any]:
     """SSD's ∇φ and h and VSD's LoRA gradient: the loaded (float16 on the GPU) priors against
     float32 copies loaded from the same folders (:mod:`sdlib.precision`)."""
@@ -389,6 +392,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--fp16_timesteps", default="50,200,500,800,950")
     ap.add_argument("--fp16_batches", type=int, default=3, help="LoRA batches of --fp16_check")
     ap.add_argument("--device", default="cuda")
+    ap.add_argument("--prior", default=None,
+                    help="a Stable Diffusion hub id or folder (e.g. stabilityai/stable-diffusion-"
+                         "2-1-base) instead of the random SD-2.1-sized model; with --depth")
+    ap.add_argument("--depth", default=None,
+                    help="a depth model hub id or folder (e.g. Intel/dpt-hybrid-midas) instead of "
+                         "the random DPT-Hybrid-sized one; with --prior")
     ap.add_argument("--depth_dtype", default="float32", choices=("float32", "float16"),
                     help="the depth model's precision (paper_config: float32; float16 is the "
                          "preset before 2026-11-29, CUDA only)")
@@ -416,7 +425,13 @@ def main(argv: list[str] | None = None) -> dict:
     t0 = time.time()
     cache = str(enable_compile_cache()) if "compiled" in variants else compile_cache_dir()
     print(f"compile cache: {cache}", flush=True)
-    sd, dpt = build_models(Path(args.workdir), device, args.tiny)
+    if (args.prior is None) != (args.depth is None):
+        raise SystemExit("bench_paper_step: give both --prior and --depth (your own models) or "
+                         "neither (random models of the real sizes)")
+    if args.prior is not None:  # the real weights: hub ids (in the local cache) or folders
+        sd, dpt = args.prior, args.depth
+    else:
+        sd, dpt = build_models(Path(args.workdir), device, args.tiny)
     build_s = time.time() - t0
     dtype = "float16" if cuda else "float32"
     prior = DiffusionPrior(model=str(sd), device=device, dtype=dtype)

@@ -138,7 +138,8 @@ def test_long_run_checks_every_step_and_catches_a_nan(bench, models, priors):
 
 def test_bench_paper_step_runs_on_the_cpu(bench, models, tmp_path):
     out = tmp_path / "bench.json"
-    report = bench.main(["--device", "cpu", "--tiny", "--workdir", str(models[0].parent),
+    report = bench.main(["--device", "cpu", "--tiny", "--workdir", str(tmp_path / "unused"),
+                         "--prior", str(models[0]), "--depth", str(models[1]),  # "your models"
                          "--methods", "sds,ssd", "--variants", "eager", "--no-theta_grad",
                          "--steps", "2", "--warmup", "0", "--parts", "0", "--profile", "",
                          "--long_steps", "2", "--fp16_check", "--fp16_timesteps", "500",
@@ -151,7 +152,8 @@ def test_bench_paper_step_runs_on_the_cpu(bench, models, tmp_path):
         assert row["long"]["host_peak_rss_gb"] > 0
         assert row["long"]["max_memory_allocated_gb"] is None  # CUDA only
     check = saved["fp16_check"]
-    for part in ("phi", "phi_linear_decoder", "lora"):
+    assert not (tmp_path / "unused").exists()  # nothing was built
+    for part in ("phi", "phi_depth_float32", "phi_linear_decoder", "lora"):
         for entry in check[part]["summary"].values():
             assert entry["grad_rel_l2_max"] == 0.0  # float32 on both sides here
 
