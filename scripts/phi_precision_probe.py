@@ -32,15 +32,17 @@ from sdlib.priors.build import build_dpt_hybrid
 
 
 def phi_and_grad(model, image: torch.Tensor, inv_depth: torch.Tensor, mask: torch.Tensor,
-                 dtype: torch.dtype, input_size: int) -> tuple[float, torch.Tensor]:
+                 dtype: torch.dtype, input_size: int, mean: float = 0.5, std: float = 0.5
+                 ) -> tuple[float, torch.Tensor]:
     """``φ = 1 − Pearson(D(image), 1/depth)`` and ``∇_image φ`` (float64), the model in ``dtype``.
 
-    ``image`` ``[1, 3, H, W]`` float64 in [0, 1]; ``inv_depth``/``mask`` ``[1, h, w]``.
+    ``image`` ``[1, 3, H, W]`` float64 in [0, 1]; ``inv_depth``/``mask`` ``[1, h, w]``; the
+    model sees ``(resize(image) − mean) / std``.
     """
     model.to(dtype)
     img = image.clone().requires_grad_(True)
     x = F.interpolate(img, size=(input_size,) * 2, mode="bilinear", align_corners=False)
-    x = ((x - 0.5) / 0.5).to(dtype)
+    x = ((x - mean) / std).to(dtype)
     pred = model(pixel_values=x).predicted_depth.double()[:, None]
     pred = F.interpolate(pred, size=tuple(mask.shape[-2:]), mode="bilinear",
                          align_corners=False)[:, 0]
@@ -52,6 +54,12 @@ def phi_and_grad(model, image: torch.Tensor, inv_depth: torch.Tensor, mask: torc
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--tiny", action="store_true", help="the tiny architecture (a smoke run)")
+    ap.add_argument("--depth", default="",
+                    help="a trained depth model instead of the random DPT-Hybrid: 'shapezoo' (the "
+                         "shipped one), a folder or a hub id (Intel/dpt-hybrid-midas)")
+    ap.add_argument("--random_init", action="store_true",
+                    help="with --depth: its architecture re-drawn at random (head made lively as "
+                         "build_dpt_hybrid's), the same network untrained")
     ap.add_argument("--image_size", type=int, default=512, help="the decoded image's side")
     ap.add_argument("--mask_size", type=int, default=64, help="the render's side (φ's pixels)")
     ap.add_argument("--dtypes", default="float32,bfloat16,float16")
@@ -63,8 +71,23 @@ def main() -> None:
     args = ap.parse_args()
     torch.manual_seed(args.seed)
     t0 = time.time()
-    model = build_dpt_hybrid(seed=args.seed, tiny=args.tiny).double().eval().requires_grad_(False)
-    input_size = model.config.image_size
+    mean = std = 0.5
+    if args.depth:
+        from transformers import AutoModelForDepthEstimation
+
+        from sdlib.priors import DepthPrior
+        from sdlib.priors.build import _lively_depth_head
+
+        prior = DepthPrior(model=args.depth)
+        model, input_size = prior.model, prior.input_size
+        mean, std = float(prior.mean.flatten()[0]), float(prior.std.flatten()[0])
+        if args.random_init:
+            torch.manual_seed(args.seed)
+            model = _lively_depth_head(AutoModelForDepthEstimation.from_config(model.config))
+    else:
+        model = build_dpt_hybrid(seed=args.seed, tiny=args.tiny)
+        input_size = model.config.image_size
+    model = model.double().eval().requires_grad_(False)
     image = sphere_render(args.image_size)["rgb"].double()
     if args.noise > 0:
         texture = torch.randn(image.shape, generator=torch.Generator().manual_seed(args.seed + 2),
@@ -74,8 +97,12 @@ def main() -> None:
     mask = render["opacity"] > 0.5
     inv_depth = torch.where(mask, 1.0 / render["depth"], torch.zeros_like(render["depth"])).double()
 
-    phi_ref, g_ref = phi_and_grad(model, image, inv_depth, mask, torch.float64, input_size)
-    res: dict = {"tiny": args.tiny, "image_size": args.image_size, "input_size": input_size,
+    def grad_of(img, dtype):
+        return phi_and_grad(model, img, inv_depth, mask, dtype, input_size, mean, std)
+
+    phi_ref, g_ref = grad_of(image, torch.float64)
+    res: dict = {"depth": args.depth or "random DPT-Hybrid", "random_init": args.random_init,
+                 "tiny": args.tiny, "image_size": args.image_size, "input_size": input_size,
                  "noise": args.noise,
                  "phi_float64": phi_ref, "grad_norm_float64": float(g_ref.norm()),
                  "precision": {}, "roughness": {}}
@@ -83,7 +110,7 @@ def main() -> None:
     for name in [d for d in args.dtypes.split(",") if d]:
         dtype = getattr(torch, name)
         try:
-            phi, g = phi_and_grad(model, image, inv_depth, mask, dtype, input_size)
+            phi, g = grad_of(image, dtype)
         except (RuntimeError, NotImplementedError) as err:  # an op without a CPU kernel
             res["precision"][name] = {"error": str(err)[:300]}
             print(f"{name}: not run on this device ({str(err)[:120]})")
@@ -97,7 +124,7 @@ def main() -> None:
     gen = torch.Generator().manual_seed(args.seed + 1)
     for name, half_ulp in (("float16", 2.0**-12), ("bfloat16", 2.0**-9)):
         delta = (torch.rand(image.shape, generator=gen, dtype=torch.float64) * 2 - 1) * half_ulp
-        phi, g = phi_and_grad(model, image + delta, inv_depth, mask, torch.float64, input_size)
+        phi, g = grad_of(image + delta, torch.float64)
         cmp = compare(g, g_ref)
         cos = float(F.cosine_similarity(g.flatten(), g_ref.flatten(), dim=0))
         res["roughness"][name] = {"half_ulp": half_ulp, "phi": phi, "cosine": cos, **cmp}
