@@ -42,7 +42,8 @@
 # and run with PREV=outputs/paper_scale_prev (METHODS=vsd, say); its table merges both calls.
 #
 # Environment: BUDGET (540), METHODS ("sds ssd vsd"), LONG_STEPS (1000), NB_STEPS (200), SKIP
-# (phases to leave out, e.g. "nb50 deterministic"), PARALLEL_FP16 (1), MIN_COLD_<METHOD>,
+# (phases to leave out, e.g. "nb50 deterministic"), REDO (phases to run again although done in
+# PREV or the kept STATE, e.g. "warm_vsd"), PARALLEL_FP16 (1), MIN_COLD_<METHOD>,
 # MIN_WARM, STATE (outputs/paper_scale; emptied at the start unless KEEP_STATE=1), PREV (an
 # earlier call's logs.tgz unpacked: its finished phases are skipped and its results merged; a
 # cold_<m> is re-run with its warm_<m> unless warm_<m> is done). Notebook 50 runs compiled only
@@ -54,6 +55,7 @@ BUDGET=${BUDGET:-540}
 RESERVE=20  # seconds kept for the merge and the tarballs
 METHODS=${METHODS:-sds ssd vsd}
 SKIP=" ${SKIP:-} "
+REDO=" ${REDO:-} "  # phases to run again although an earlier call finished them
 PREV=${PREV:-}
 STATE=${STATE:-outputs/paper_scale}
 CPU=${SDLIB_PAPER_SCALE_CPU:-0}
@@ -101,15 +103,16 @@ left() { echo $(( BUDGET - $(elapsed) - RESERVE )); }
 done_before() { [ -f "$STATE/$1.done" ] || { [ -n "$PREV" ] && [ -f "$PREV/$1.done" ]; }; }
 
 # phase NAME CAP MIN COMMAND...: runs COMMAND under `timeout` for min(CAP, time left) seconds,
-# unless it is skipped, finished in PREV (and FORCE unset), or fewer than MIN seconds are left;
+# unless it is skipped, finished in PREV or (KEEP_STATE=1) in an earlier call's STATE (and
+# neither FORCE set nor NAME in REDO), or fewer than MIN seconds are left;
 # the log goes to
 # $STATE/logs/NAME.log, the status to $STATE/phases.tsv, and NAME.done marks success.
 # BENCH_STOP_AT tells bench_paper_step.py when to end its long run (25 s before the limit).
 phase() {
     local name=$1 cap=$2 min=$3; shift 3
     if [[ "$SKIP" == *" $name "* ]]; then echo "== $name: skipped (SKIP)"; return 0; fi
-    if [ -z "${FORCE:-}" ] && done_before "$name" && [ ! -f "$STATE/$name.done" ]; then
-        echo "== $name: done in an earlier call (PREV), skipped"; return 0
+    if [ -z "${FORCE:-}" ] && [[ "$REDO" != *" $name "* ]] && done_before "$name"; then
+        echo "== $name: done in an earlier call (PREV or the kept STATE), skipped"; return 0
     fi
     local l; l=$(left)
     local t=$(( cap < l ? cap : l ))
@@ -118,6 +121,7 @@ phase() {
         echo "$name notrun 0" >> "$STATE/phases.tsv"
         return 0
     fi
+    rm -f "$STATE/$name.done"  # a phase run again (FORCE, REDO) is done only if it succeeds
     echo "== $name: limit ${t} s, at $(elapsed) s"
     local s; s=$(date +%s)
     BENCH_STOP_AT=$(( s + t - 25 )) timeout -k 10 "$t" "$@" > "$STATE/logs/$name.log" 2>&1

@@ -212,3 +212,11 @@ def test_gpu_paper_scale_script_in_cpu_mode(tmp_path):
     assert {p["phase"]: p["exit"] for p in merged["phases"]}["nb50"] == "0"
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "logs.tgz", "nb50.tgz", "paper_scale.md", "paper_scale_h200.json"]
+    # a second call on the kept state skips what the first finished, except what REDO names
+    proc = subprocess.run(["bash", "scripts/gpu_paper_scale.sh"], cwd=REPO,
+                          env=dict(env, KEEP_STATE="1", REDO="warm_sds"),
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    ran = [line.split()[1].rstrip(":") for line in proc.stdout.splitlines()
+           if line.startswith("== ") and " limit " in line]
+    assert ran == ["models", "warm_sds"], proc.stdout[-3000:]
