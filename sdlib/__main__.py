@@ -3,6 +3,8 @@
     sdlib generate "a red mushroom with white spots" --method ssd      # text-to-3D
     sdlib generate "a hamburger" --preset paper --prior stabilityai/stable-diffusion-2-1-base \\
         --depth Intel/dpt-hybrid-midas                               # real SD and MiDaS
+    sdlib generate "a red ball" --method sds --set cell_cv.enabled=true --set antithetic=true \
+        --set stratified=true                                        # any TrainConfig field
     sdlib variance "a red ball" --methods sds,vsd,ssd --checkpoint outputs/x/checkpoint.pt
     sdlib sweep outputs/sweep1 --prompts "a red ball" "a blue cube" --seeds 0 1 2 \
         --methods sds ssd --steps 2000 --eval-every 250 --vary guidance_scale=7.5 \
@@ -33,7 +35,12 @@ def _train_config(args: argparse.Namespace):
         value = getattr(args, name, None)
         if value is not None:
             overrides[name] = value
-    return preset(args.prompt, args.method, **overrides)
+    config = preset(args.prompt, args.method, **overrides)
+    if getattr(args, "set", None):  # dotted TrainConfig keys, parsed and checked by sdlib.sweep
+        from sdlib.sweep import apply_overrides, overrides_dict
+
+        config = apply_overrides(config, overrides_dict(args.set))
+    return config
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -50,6 +57,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                    help="classifier-free guidance s (diffusers' convention)")
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                    help="compile the priors (CUDA; default: on for --preset paper on CUDA)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="any TrainConfig field, dotted into nested configs (repeatable): "
+                        "--set depth_dtype=float16 --set cell_cv.enabled=true")
 
 
 def _generate(args: argparse.Namespace) -> int:

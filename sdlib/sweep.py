@@ -70,6 +70,7 @@ __all__ = [
     "RunSpec",
     "parse_override",
     "apply_overrides",
+    "overrides_dict",
     "expand",
     "build_config",
     "run_one",
@@ -163,6 +164,18 @@ def _split(text: str) -> tuple[str, str]:
     if not key:
         raise ValueError(f"override {text!r} has an empty key")
     return key, value.strip()
+
+
+def overrides_dict(texts: Sequence[str]) -> dict[str, str]:
+    """``["key=value", ...]`` → ``{key: value}`` (for :func:`apply_overrides`); a key given
+    twice is an error."""
+    out: dict[str, str] = {}
+    for text in texts:
+        key, value = _split(text)
+        if key in out:
+            raise ValueError(f"override key {key!r} is given twice ({out[key]!r}, {value!r})")
+        out[key] = value
+    return out
 
 
 def _parse_value(tp: Any, text: str, where: str) -> Any:

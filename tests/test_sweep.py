@@ -173,3 +173,21 @@ def test_failed_run_resumes_and_probes_leave_training_unchanged(tiny) -> None:
     reference = next(r for r in table if r["run_id"] == second[0]["run_id"])
     for key in ("final_mask_iou", "final_psnr", "final_depth_pearson"):
         assert second[0][key] == reference[key], key
+
+
+def test_the_command_line_takes_any_trainconfig_field() -> None:
+    """`sdlib generate/variance --set KEY=VALUE`: dotted keys parsed to the field's type."""
+    import argparse
+
+    from sdlib.__main__ import _train_config
+
+    args = argparse.Namespace(prompt="a red ball", method="sds", preset="paper", device="cpu",
+                              set=["depth_dtype=none", "cell_cv.enabled=true",
+                                   "cell_cv.t_bins=3", "antithetic=true", "batch_size=2"])
+    cfg = _train_config(args)
+    assert cfg.depth_dtype is None and cfg.depth_precision == "float32"  # CPU: float32 prior
+    assert (cfg.cell_cv.enabled, cfg.cell_cv.t_bins, cfg.antithetic) == (True, 3, True)
+    with pytest.raises(ValueError, match="no_such_field"):
+        _train_config(argparse.Namespace(**{**vars(args), "set": ["no_such_field=1"]}))
+    with pytest.raises(ValueError, match="given twice"):
+        _train_config(argparse.Namespace(**{**vars(args), "set": ["seed=1", "seed=2"]}))
