@@ -41,13 +41,13 @@
 # method at 16² renders. Random priors give random objects: the smoke run checks the plumbing,
 # not the science.
 #
-# **Runtime**: with real weights on one H100/H200, about 24 ms (SDS), 53 ms (SSD) and 54 ms
-# (VSD) per compiled step after 2-3 minutes of compilation (`notes/perf_paper_step.md`); the
-# paper's 10,000 (SDS, SSD) and 25,000 (VSD) steps take minutes to tens of minutes per method.
-# The first step of each method compiles (each network prints a line when it starts and when it
-# is done); the compiled graphs are kept in `$SDLIB_COMPILE_CACHE` (default
-# `~/.cache/sdlib/inductor`), so a second run compiles much faster. Smoke: about 30 s on a
-# 2-core CPU.
+# **Runtime**: at the real sizes on one H200, 24.6 ms (SDS), 53.9 ms (SSD) and 56.8 ms (VSD)
+# per compiled step (random weights, `notes/paper_scale_h200/`); the first step compiles, about
+# 1 (SDS), 2 (SSD) and 5 (VSD) minutes with an empty cache and 12 / 24 / 47 s once the compiled
+# graphs are in `$SDLIB_COMPILE_CACHE` (default `~/.cache/sdlib/inductor`; each network prints a
+# line when it starts and when it is done). The paper's 10,000 (SDS, SSD) and 25,000 (VSD) steps
+# take minutes to tens of minutes per method. This notebook with `steps=200` for all three
+# methods, eager, ran in 151 s there (`notes/nb50_h200/`). Smoke: about 30 s on a 2-core CPU.
 #
 # **sdlib modules**: `sdlib.train` (`paper_config`, `Trainer`), `sdlib.priors` (loaders,
 # `build`), `sdlib.preflight`, `sdlib.gradient_variance`, `sdlib.viewer`, `sdlib.figures`.
@@ -240,7 +240,7 @@ assert all(torch.isfinite(torch.tensor(r["trace_cov"])) for r in table.values())
 # (SDS and SSD at guidance 100 for 10,000 steps, VSD at 7.5 for 25,000 steps with `t_max`
 # 0.98 → 0.5). In CI (`smoke=True`) the models are tiny random ones of the same architectures,
 # so the curves and renders above show only that the path works, not quality. At the real sizes
-# (random weights, H100, compiled, `scripts/bench_paper_step.py`) one step took 24.1 ms for SDS,
-# 2.20× that for SSD (φ through the 512² VAE decoder and DPT-Hybrid) and 2.23× for VSD; the
+# (random weights, H200, compiled, `scripts/gpu_paper_scale.sh`) one step took 24.6 ms for SDS,
+# 2.19× that for SSD (φ through the 512² VAE decoder and DPT-Hybrid) and 2.31× for VSD; the
 # variance comparison above is the same protocol as notebooks 40–44, and with real weights it is
 # the test of SteinDreamer's claim on the prior it was made for.
