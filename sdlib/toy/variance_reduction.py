@@ -53,6 +53,15 @@ $$\sigma^2_E = 2K_p\mathbb{E}_t b^2,\quad
 the best per-t coefficient on $h_0 = \varepsilon$ is $\mu^*(t) = \sigma^2/v$ and it removes
 all of $\sigma^2_E$; an antithetic pair removes all of it too. The $t$-integrals are
 Gauss–Legendre quadratures.
+
+**Cells** (:class:`ToyCellTable`, the toy form of :mod:`sdlib.cell_control_variate`): no control
+variate on $\varepsilon$ touches $\sigma^2_C + \sigma^2_T + \sigma^2_{CT}$. Cut $(c, t)$ into
+equal bins (cells $i$, each of probability $p_i = 1/n$), keep a table $b_i$ of θ-gradients and
+use $\tilde g = g - b_{i(c,t)} + \sum_j p_j b_j$: unbiased whatever $b$ holds. With the oracle
+table $b_i = \mathbb{E}[g \mid i]$ (:func:`gaussian_cell_means`) what is left is the
+within-cell variance, $\sigma^2_E + \frac1n\sum_i \operatorname{tr}\mathrm{Var}(m(c, t) \mid i)$
+with $m(c, t) = a(t)(\theta - R(c)^\top m_0)$ (:func:`gaussian_cell_remainder`); an antithetic
+pair then removes $\sigma^2_E$ as well, leaving (per evaluation) twice the within-cell part.
 """
 
 from __future__ import annotations
@@ -489,3 +498,100 @@ def gaussian_noise_only_with(table: CoefficientTable, kp: int, std: float, confi
 
 
 __all__ += ["gaussian_mu_star", "gaussian_noise_only_with"]
+
+
+class ToyCellTable:
+    r"""A table of θ-gradients per (camera, t) cell and the correction
+    $\tilde g = g - b_{i(c,t)} + \sum_j p_j b_j$ (module docstring, "Cells").
+
+    Cells are ``n_cam_bins`` equal bins of $[-s, s]$ × ``n_t_bins`` equal bins of
+    $[t_{\min}, t_{\max}]$; cameras and $t$ are uniform and independent, so $p_j = 1/n$.
+    The table learns by $b_i \leftarrow (1 - \text{decay})\, b_i + \text{decay}\, g$ per sample
+    (the first visit sets $b_i = g$), after :meth:`correct` used it.
+
+    Args:
+        n_cam_bins, n_t_bins: Bins of the camera angle and of $t$.
+        dim: Length of a flattened θ-gradient (``2 K_p``).
+        config: The ranges of $t$ and of the camera.
+        decay: Update weight of a new sample.
+        dtype: Of the table.
+    """
+
+    def __init__(self, n_cam_bins: int, n_t_bins: int, dim: int, config: ToyVRConfig,
+                 decay: float = 0.1, dtype: torch.dtype = torch.float64) -> None:
+        if n_cam_bins < 1 or n_t_bins < 1 or not 0.0 < decay <= 1.0:
+            raise ValueError(f"ToyCellTable: bins must be >= 1 and decay in (0, 1], got "
+                             f"{n_cam_bins}, {n_t_bins}, {decay}")
+        self.n_cam_bins, self.n_t_bins, self.config, self.decay = (n_cam_bins, n_t_bins, config,
+                                                                    decay)
+        self.table = torch.zeros(n_cam_bins * n_t_bins, dim, dtype=dtype)
+        self.seen = torch.zeros(n_cam_bins * n_t_bins, dtype=torch.bool)
+
+    def cells(self, camera: Tensor, t: Tensor) -> Tensor:
+        """Cell index ``[N]`` = camera bin · ``n_t_bins`` + t bin."""
+        cfg, s = self.config, self.config.camera_spread
+        cb = ((camera.double() + s) / (2 * s) * self.n_cam_bins).floor().long()
+        tb = ((t.double() - cfg.t_min) / (cfg.t_max - cfg.t_min) * self.n_t_bins).floor().long()
+        return (cb.clamp(0, self.n_cam_bins - 1) * self.n_t_bins
+                + tb.clamp(0, self.n_t_bins - 1))
+
+    def correct(self, g: Tensor, cells: Tensor) -> Tensor:
+        """Per-sample corrected gradients ``[N, D]`` of per-sample gradients ``g [N, D]``."""
+        return g - self.table[cells].to(g.dtype) + self.table.mean(0).to(g.dtype)
+
+    def update(self, g: Tensor, cells: Tensor) -> None:
+        """Folds the samples ``g [N, D]`` (in order) into their cells' entries."""
+        for gi, c in zip(g.detach(), cells.tolist()):
+            if self.seen[c]:
+                self.table[c].mul_(1.0 - self.decay).add_(gi.to(self.table.dtype),
+                                                          alpha=self.decay)
+            else:
+                self.table[c].copy_(gi)
+                self.seen[c] = True
+
+
+def _cell_quadrature(theta: Tensor, mean: Tensor, std: float, config: ToyVRConfig,
+                     n_cam_bins: int, n_t_bins: int, n_quad: int):
+    """Per cell: the exact ``E[m]`` ``[cells, 2 Kp]`` and ``E||m||²`` ``[cells]`` of the mean
+    gradient ``m(c, t) = a(t)(θ − R(c)ᵀ m0)`` (Gauss–Legendre in c and t within the cell)."""
+    th, m0 = theta.double(), mean.double()
+    s2, s = std**2, config.camera_spread
+    c_edges = np.linspace(-s, s, n_cam_bins + 1)
+    t_edges = np.linspace(config.t_min, config.t_max, n_t_bins + 1)
+    means, sq = [], []
+    for c_lo, c_hi in zip(c_edges[:-1], c_edges[1:]):
+        c, wc = _gauss_legendre(n_quad, c_lo, c_hi)
+        rm0 = torch.einsum("nji,j->ni", rotation(c), m0)  # R(c)^T m0, [nc, 2]
+        for t_lo, t_hi in zip(t_edges[:-1], t_edges[1:]):
+            t, wt = _gauss_legendre(n_quad, t_lo, t_hi)
+            alpha, sigma = vp_alpha_sigma(t)
+            a = sigma**2 * sigma * alpha / (alpha**2 * s2 + sigma**2)  # [nt]
+            m = a[None, :, None, None] * (th[None, None] - rm0[:, None, None, :])
+            w = wc[:, None] * wt[None, :]
+            means.append(torch.einsum("ct,ctkd->kd", w, m).flatten())
+            sq.append(float(torch.einsum("ct,ct->", w, m.pow(2).sum((-1, -2)))))
+    return torch.stack(means), torch.tensor(sq, dtype=torch.float64)
+
+
+def gaussian_cell_means(theta: Tensor, mean: Tensor, std: float, config: ToyVRConfig,
+                        n_cam_bins: int, n_t_bins: int, n_quad: int = 24) -> Tensor:
+    r"""The oracle table: $\mathbb{E}[g \mid \text{cell}]$ of SDS's θ-gradient under the prior
+    $\mathcal{N}(m_0, s^2 I)$, ``[n_cam_bins · n_t_bins, 2 K_p]`` (the noise term has mean 0)."""
+    return _cell_quadrature(theta, mean, std, config, n_cam_bins, n_t_bins, n_quad)[0]
+
+
+def gaussian_cell_remainder(theta: Tensor, mean: Tensor, std: float, config: ToyVRConfig,
+                            n_cam_bins: int, n_t_bins: int, n_quad: int = 24) -> dict[str, float]:
+    r"""What the cell control variate with the oracle table leaves of SDS's variance per
+    evaluation (Gaussian prior; module docstring): ``noise_only`` ($\sigma^2_E$, untouched),
+    ``within_cells`` ($\frac1n\sum_i\operatorname{tr}\mathrm{Var}(m\mid i)$), ``total`` (their
+    sum), ``antithetic`` (per evaluation with pairs: ``2 · within_cells``) and ``sds_total``."""
+    cell_mean, cell_sq = _cell_quadrature(theta, mean, std, config, n_cam_bins, n_t_bins, n_quad)
+    within = float((cell_sq - cell_mean.pow(2).sum(-1)).mean())
+    exact = gaussian_exact(theta, mean, std, config, n_quad=4 * n_quad)
+    return {"noise_only": exact["noise_only"], "within_cells": within,
+            "total": exact["noise_only"] + within, "antithetic": 2.0 * within,
+            "sds_total": exact["total"]}
+
+
+__all__ += ["ToyCellTable", "gaussian_cell_means", "gaussian_cell_remainder"]
