@@ -268,3 +268,23 @@ def test_occgrid_path_renders_with_gradients():
     torch.testing.assert_close(out.depth_sum, out.depth * out.opacity)
     seen = (dense.opacity > 0.5) & (out.opacity > 0.5)
     assert (dense.depth - out.depth.detach())[seen].abs().mean() < 0.02
+
+
+def test_scene_floor_starts_dense_below_and_empty_above():
+    """FieldConfig.floor_z: with the scenes' inverted blob (empty around the cameras) the floor
+    bias makes the field dense just below the ground plane and leaves it empty just above."""
+    from dataclasses import replace
+
+    from sdlib.scene_preset import SCENE_FIELD
+
+    with torch.no_grad():
+        floorless = RadianceField(SCENE_FIELD)
+        with_floor = RadianceField(replace(SCENE_FIELD, floor_z=-0.5))
+        with_floor.load_state_dict(floorless.state_dict())  # the same network, only the bias
+        below = torch.tensor([[0.0, 0.0, -0.55], [0.3, -0.2, -0.6]])
+        above = torch.tensor([[0.0, 0.0, -0.4], [0.3, -0.2, -0.3]])
+        assert floorless.density(below).max() < 0.05  # the inverted blob empties the floor
+        assert with_floor.density(below).min() > 5.0
+        assert torch.allclose(with_floor.density(above), floorless.density(above), atol=1e-2)
+    with pytest.raises(ValueError, match="floor_width"):
+        FieldConfig(floor_width=0.0)

@@ -6,6 +6,7 @@ encoding ``h``)::
     features = MLP_density(h((x + bound) / (2 bound)))        # [1 + geometry features]
     sigma    = softplus(features[0] + b(x))                    # density >= 0
     b(x)     = blob_density * (1 - ||x|| / blob_radius)        # Magic3D / threestudio blob
+             + floor_density * sigmoid((floor_z - x_z) / floor_width)   # optional ground plane
     rgb      = sigmoid(MLP_colour(features[1:]))               # view-independent albedo
     normal   = -grad sigma / ||grad sigma||                    # outward
 
@@ -74,6 +75,14 @@ class FieldConfig:
     the inverted blob of scenes (empty inside ``blob_radius``, denser outward)."""
     blob_radius: float = 0.5
     """Radius where the blob's bias crosses zero (> 0)."""
+    floor_z: float | None = None
+    """An initial ground plane for scenes: below this height the density bias gains
+    ``floor_density`` (a logistic step of width ``floor_width``), so the field starts with a
+    floor under cameras that the inverted blob would otherwise leave empty. ``None``: none."""
+    floor_density: float = 20.0
+    """Height of the floor's bias (added before the activation)."""
+    floor_width: float = 0.02
+    """Width of the floor's logistic step, world units (> 0)."""
     normals: Literal["finite_difference", "analytic"] = "finite_difference"
     """How normals are computed from the density gradient."""
     normal_eps: float = 1e-2
@@ -89,6 +98,8 @@ class FieldConfig:
             raise ValueError(f"FieldConfig.bound={self.bound}: must be > 0")
         if self.blob_radius <= 0:
             raise ValueError(f"FieldConfig.blob_radius={self.blob_radius}: must be > 0")
+        if self.floor_width <= 0:
+            raise ValueError(f"FieldConfig.floor_width={self.floor_width}: must be > 0")
         if self.density_activation not in ("softplus", "trunc_exp"):
             raise ValueError(
                 f"FieldConfig.density_activation={self.density_activation!r}: accepted "
@@ -181,6 +192,10 @@ class RadianceField(nn.Module):
         if self.config.blob_density != 0.0:
             raw = raw + self.config.blob_density * (
                 1.0 - x.norm(dim=-1) / self.config.blob_radius
+            )
+        if self.config.floor_z is not None:
+            raw = raw + self.config.floor_density * torch.sigmoid(
+                (self.config.floor_z - x[..., 2]) / self.config.floor_width
             )
         if self.config.density_activation == "softplus":
             sigma = F.softplus(raw)
