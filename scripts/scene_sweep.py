@@ -21,9 +21,11 @@ lent GPU machine ``--work`` survives between calls while the machine stays warm:
 folder holds the exact config.
 
 Writes to ``--out`` (at most 6 files): ``scene_table.json`` (every run, and the per-scene,
-per-method means over seeds), ``scene_table.md``, ``panoramas.png`` (seed 0: for each scene,
-the truth and each run, a run cut by the limit titled with its step; 12 views from inside, in
-colour and in depth: turbo over [0, 4], near blue, empty white), ``runs.tar`` (per-run eval
+per-method means over seeds), ``scene_table.md`` (depth Pearson and classifier accuracy of the
+untrained field beside the final ones: the initial shell, or a floor, scores alone,
+``notes/scenes_cpu``), ``panoramas.png`` (seed 0: for each scene, the truth and each run, a run
+cut by the limit titled with its step; 12 views from inside, in colour and in depth: turbo over
+[0, 4], near blue, empty white), ``runs.tar`` (per-run eval
 logs) and ``sweep.log``. With ``--probe K,T,N`` (default 6,4,8) each scene's finished SDS run of the
 first seed is also probed at its trained θ: SDS, SSD with the depth baseline and SSD with the
 normal baseline (μ ≡ 1) on one paired design, the law-of-total-variance parts and the paired
@@ -137,14 +139,21 @@ def _worker(args) -> None:
         (out / tag / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
         if (out / tag / "checkpoint.pt").exists():  # an earlier call's run, cut by its limit
             trainer.load_checkpoint(out / tag / "checkpoint.pt")
+        if trainer.step_count == 0:  # the untrained field's scores: what the start alone gives
+            start = trainer.evaluate()
+            (out / tag / "start.json").write_text(json.dumps(start) + "\n")
         t0 = time.time()
         while trainer.step_count < cfg.steps and time.time() < deadline:
             trainer.step()
             if args.eval_every and trainer.step_count % args.eval_every == 0:
                 trainer.evaluate()
         scores = trainer.evaluate()
+        start_file = out / tag / "start.json"
+        start = json.loads(start_file.read_text()) if start_file.exists() else {}
         record = {**task, "overrides": variants[task["variant"]], **scores,
                   "steps_done": trainer.step_count,
+                  "start_depth_pearson": start.get("depth_pearson", math.nan),
+                  "start_classifier_accuracy": start.get("classifier_accuracy", math.nan),
                   "seconds": round(time.time() - t0, 1)}
         if trainer.step_count < cfg.steps:  # cut by the limit: keep the state for the next call
             trainer.save_checkpoint()
@@ -250,7 +259,8 @@ def _aggregate(args) -> None:
                     "steps_done", -1):
                 latest[key] = r
     runs += list(latest.values())
-    keys = ("depth_pearson", "psnr", "color_error", "classifier_accuracy")
+    keys = ("depth_pearson", "psnr", "color_error", "classifier_accuracy",
+            "start_depth_pearson", "start_classifier_accuracy")
     table: dict = {}
     for r in runs:
         table.setdefault(r["scene"], {}).setdefault(_label(r), []).append(r)
@@ -270,14 +280,16 @@ def _aggregate(args) -> None:
                "sds_acceptance": len(sds_ok) >= 4, "args": {k: v for k, v in vars(args).items()
                                                             if k not in ("worker", "n_workers")}}
     (out / "scene_table.json").write_text(json.dumps(summary, indent=1) + "\n")
-    lines = ["| scene | method | depth Pearson | PSNR | ΔE | classifier acc. | seeds | steps |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| scene | method | depth Pearson (at step 0) | PSNR | ΔE | classifier acc. (at "
+             "step 0) | seeds | steps |", "|---|---|---|---|---|---|---|---|"]
     for s, ms in means.items():
         for m, v in ms.items():
             name = m.upper().replace("+", " + ")
-            lines.append(f"| {s} | {name} | {v['depth_pearson']:.3f} | {v['psnr']:.2f} | "
-                         f"{v['color_error']:.1f} | {v['classifier_accuracy']:.2f} | "
-                         f"{v['seeds']} | {v['steps_done']} |")
+            lines.append(f"| {s} | {name} | {v['depth_pearson']:.3f} "
+                         f"({v['start_depth_pearson']:.2f}) | {v['psnr']:.2f} | "
+                         f"{v['color_error']:.1f} | {v['classifier_accuracy']:.2f} "
+                         f"({v['start_classifier_accuracy']:.2f}) | {v['seeds']} | "
+                         f"{v['steps_done']} |")
     probes = [r for r in runs if "variance" in r]
     if probes:
         lines += ["", "Variance at each scene's trained SDS θ (paired ratio to SDS ± s.e.):", "",

@@ -26,6 +26,9 @@ def test_a_cut_run_resumes_and_a_finished_one_is_skipped(tmp_path) -> None:
     assert json.loads(pano.read_text()) == {"step": 0, "partial": True}
     runs = _sweep(tmp_path, limit=600)  # the next call finishes it
     assert [(r["steps_done"], r.get("partial")) for r in runs] == [(3, None)]
+    start = json.loads((tmp_path / "work" / "kitchen_sds_s0" / "start.json").read_text())
+    assert runs[0]["start_depth_pearson"] == start["depth_pearson"]  # the untrained field's
+    assert "(at step 0)" in (tmp_path / "out" / "scene_table.md").read_text()
     assert json.loads(pano.read_text()) == {"step": 3, "partial": False}
     variance = runs[0]["variance"]  # the probe at the finished SDS run's θ
     assert set(variance) >= {"sds", "ssd_depth_mu1", "ssd_normal_mu1"}
