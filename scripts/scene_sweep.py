@@ -51,16 +51,18 @@ def _variants(args) -> list[tuple[str, dict[str, str]]]:
     """``--variant NAME:key=value,key=value`` → ``[(NAME, {key: value})]``; the preset alone
     (``("preset", {})``) without any. Keys are dotted TrainConfig fields
     (:func:`sdlib.sweep.apply_overrides` parses and checks them)."""
+    from sdlib.sweep import overrides_dict
+
     out = []
     for text in args.variant or ["preset:"]:
         name, sep, body = text.partition(":")
         if not sep or not name or not name.replace("_", "").replace("-", "").isalnum():
             raise SystemExit(f"--variant {text!r}: expected NAME:key=value[,key=value...] "
                              "with NAME of letters, digits, '_' or '-'")
-        pairs = [kv.partition("=") for kv in body.split(",") if kv]
-        if any(not eq or not k for k, eq, _ in pairs):
-            raise SystemExit(f"--variant {text!r}: each override is key=value")
-        out.append((name, {k: v for k, _, v in pairs}))
+        try:
+            out.append((name, overrides_dict([kv for kv in body.split(",") if kv])))
+        except ValueError as err:
+            raise SystemExit(f"--variant {text!r}: {err}") from None
     if len({n for n, _ in out}) != len(out):
         raise SystemExit(f"--variant: names repeat in {args.variant}")
     return out
@@ -139,17 +141,16 @@ def _worker(args) -> None:
         (out / tag / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
         if (out / tag / "checkpoint.pt").exists():  # an earlier call's run, cut by its limit
             trainer.load_checkpoint(out / tag / "checkpoint.pt")
+        start_file = out / tag / "start.json"
         if trainer.step_count == 0:  # the untrained field's scores: what the start alone gives
-            start = trainer.evaluate()
-            (out / tag / "start.json").write_text(json.dumps(start) + "\n")
+            start_file.write_text(json.dumps(trainer.evaluate()) + "\n")
+        start = json.loads(start_file.read_text()) if start_file.exists() else {}
         t0 = time.time()
         while trainer.step_count < cfg.steps and time.time() < deadline:
             trainer.step()
             if args.eval_every and trainer.step_count % args.eval_every == 0:
                 trainer.evaluate()
         scores = trainer.evaluate()
-        start_file = out / tag / "start.json"
-        start = json.loads(start_file.read_text()) if start_file.exists() else {}
         record = {**task, "overrides": variants[task["variant"]], **scores,
                   "steps_done": trainer.step_count,
                   "start_depth_pearson": start.get("depth_pearson", math.nan),

@@ -323,12 +323,9 @@ def _axes(vary: Sequence[str]) -> list[tuple[str, list[str]]]:
 
 def expand(config: SweepConfig) -> list[RunSpec]:
     """Every run of the grid, sorted by ``run_id`` (the order ranks share them in)."""
-    fixed = [_split(t) for t in config.overrides]
-    fixed_keys = [k for k, _ in fixed]
-    if len(set(fixed_keys)) != len(fixed_keys):
-        raise ValueError(f"overrides {config.overrides}: a key is given twice")
+    fixed = list(overrides_dict(config.overrides).items())  # a key given twice fails here
     axes = _axes(config.vary)
-    clash = set(fixed_keys) & {k for k, _ in axes}
+    clash = {k for k, _ in fixed} & {k for k, _ in axes}
     if clash:
         raise ValueError(f"keys {sorted(clash)} are both fixed overrides and varied")
     runs = []

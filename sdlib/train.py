@@ -457,10 +457,7 @@ class Trainer:
             for k in range(n_render):
                 view = self.render(cameras[k])
                 views.append((view, self.encode(view)))
-            out = RenderOutput(**{
-                f.name: None if getattr(views[0][0], f.name) is None
-                else torch.cat([getattr(v, f.name) for v, _ in views])
-                for f in dataclasses.fields(RenderOutput)})
+            out = RenderOutput.cat([v for v, _ in views])
             latents = torch.cat([z for _, z in views])
         else:
             out = self.render(cameras)
@@ -470,7 +467,7 @@ class Trainer:
             cameras = cameras[idx]
             out = out.select(idx)
             latents = latents[idx]
-            views = [views[int(i)] for i in idx] if apart else views
+            views = [view for view in views for _ in range(2)]  # as idx, without a device sync
         return cameras, out, latents, views
 
     def make_draw(
