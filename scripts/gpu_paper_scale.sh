@@ -46,8 +46,11 @@
 # PREV or the kept STATE, e.g. "warm_vsd"), PARALLEL_FP16 (1), MIN_COLD_<METHOD>,
 # MIN_WARM, STATE (outputs/paper_scale; emptied at the start unless KEEP_STATE=1), PREV (an
 # earlier call's logs.tgz unpacked: its finished phases are skipped and its results merged; a
-# cold_<m> is re-run with its warm_<m> unless warm_<m> is done). Notebook 50 runs compiled only
-# when this call warmed the cache for all three methods, else eager.
+# cold_<m> is re-run with its warm_<m> unless warm_<m> is done, except when this machine's kept
+# STATE has it: then its graphs are in the cache). A cold_<m> run again after an attempt on
+# this machine that did not finish starts from a partly filled cache: the table says so.
+# Notebook 50 runs compiled only when this call warmed the cache for all three methods, else
+# eager.
 set -u
 OUT=${OUT:?set OUT to an output folder}
 START=$(date +%s)
@@ -161,12 +164,22 @@ if [ "${PARALLEL_FP16:-1}" = 1 ]; then
     fp16_pid=$!
 fi
 for m in $METHODS; do
-    if ! done_before "warm_$m"; then
+    if [ -f "$STATE/cold_$m.done" ] && [[ "$REDO" != *" cold_$m "* ]]; then
+        # measured cold on this machine (KEEP_STATE=1) and its graphs are in the kept cache:
+        # a re-run would be warm and would overwrite the cold number
+        echo "== cold_$m: done in the kept STATE, skipped (the cache holds its graphs)"
+    elif ! done_before "warm_$m"; then
         # a cold phase starts only with time for its compilation (else the time goes to the
-        # phases after it; METHODS=... PREV=... in a second call does the rest)
+        # phases after it; METHODS=... PREV=... in a second call does the rest); after an
+        # attempt on this machine that did not finish, the cache is partly filled: marked so
+        partial=; [ -f "$STATE/logs/cold_$m.log" ] && partial=1
         FORCE=1 phase "cold_$m" 420 "$(min_cold "$m")" "${BENCH[@]}" --methods "$m" \
             --variants "$VARIANT" --no-theta_grad --no-ssd_linear --steps "$STEPS" \
             --warmup "$WARMUP" --parts 0 --long_steps 0 --profile "" --out "$STATE/cold_$m.json"
+        if [ -n "$partial" ] && [ -f "$STATE/cold_$m.json" ]; then
+            "$PY" -c "import json, sys; p = sys.argv[1]; d = json.load(open(p))
+d['cache_partly_filled'] = True; json.dump(d, open(p, 'w'), indent=1)" "$STATE/cold_$m.json"
+        fi
     fi
     if [ -n "$fp16_pid" ]; then wait "$fp16_pid"; fp16_pid=; fi  # nothing beside the timings
     if [ ! -f "$STATE/cold_$m.done" ] && ! done_before "warm_$m"; then

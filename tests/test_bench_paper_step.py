@@ -177,6 +177,9 @@ def test_paper_scale_table_merges_the_phases(bench, tmp_path, capsys):
     (state / "cold_sds.json").write_text(json.dumps(run("sds", 170.0, 30.0)))
     (state / "warm_sds.json").write_text(json.dumps(run("sds", 41.0, 32.0, long)))
     (state / "cold_ssd.json").write_text(json.dumps(run("ssd", 150.0, 55.0)))
+    # a cold run after an attempt that did not finish (gpu_paper_scale.sh marks it): not cold
+    (state / "cold_vsd.json").write_text(json.dumps(dict(run("vsd", 128.8, 65.0),
+                                                         cache_partly_filled=True)))
     det = {"runs": {"sds_eager": {"step_ms": {"median": 50.0}},
                     "sds_deterministic": {"step_ms": {"median": 75.0}},
                     "ssd_eager": {"step_ms": {"median": 100.0}},
@@ -186,7 +189,8 @@ def test_paper_scale_table_merges_the_phases(bench, tmp_path, capsys):
                                       "warm_ssd 124 300\n")
     merged = table.main(["--state", str(state), "--out", str(tmp_path / "merged.json")])
     rows = {r["method"]: r for r in merged["table"]}
-    assert rows.keys() == {"sds", "ssd"}
+    assert rows.keys() == {"sds", "ssd", "vsd"}
+    assert rows["vsd"]["cold_first_step_s"] == "128.8 (cache partly filled)"
     assert rows["sds"]["warm_first_step_s"] == 41.0 and rows["sds"]["ms_per_step"] == 31.8
     assert rows["sds"]["peak_reserved_gb"] == 9.5 and rows["sds"]["long_run"] == "yes (1000/1000)"
     assert rows["sds"]["deterministic_cost"] == 1.5 and rows["ssd"]["deterministic_cost"] == "error"
