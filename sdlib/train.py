@@ -70,6 +70,7 @@ from sdlib.distill.ssd import SSDConfig
 from sdlib.distill.vsd import VSDConfig
 from sdlib.nerf.field import FieldConfig, RadianceField
 from sdlib.nerf.hashgrid import HashGridConfig
+from sdlib.nerf.per_view import ViewParameters
 from sdlib.nerf.render import (
     RenderConfig,
     RenderOutput,
@@ -394,17 +395,18 @@ class Trainer:
 
     # ------------------------------------------------------------------ one step
     def render(self, cameras: Cameras, size: int | None = None,
-               normals: bool = False) -> RenderOutput:
+               normals: bool = False, views: ViewParameters | None = None) -> RenderOutput:
         """Renders the NeRF at ``cameras`` (differentiable), ``size²`` pixels, as training does:
         with normals when this trainer's estimator reads them (SSD's normal baseline) or when
         ``normals`` asks for them (another estimator's at the same renders), and
-        ``config.render.compute_normals`` allows them."""
+        ``config.render.compute_normals`` allows them; ``views``: per-view aliases of θ
+        (:func:`sdlib.nerf.render.render_cameras`)."""
         size = size or self.config.render_size
         config = self._train_render
         if normals and not config.compute_normals:
             config = replace(config, compute_normals=self.config.render.compute_normals)
         return render_cameras(self.field, cameras, size, size, estimator=self.estimator,
-                              config=config, generator=self.generator)
+                              config=config, generator=self.generator, views=views)
 
     def prior_images(self, out: RenderOutput) -> Tensor:
         """The renders ``[B, 3, S, S]`` resized to the prior's resolution (differentiable)."""
@@ -439,35 +441,27 @@ class Trainer:
         return cameras, out, latents
 
     def _sample_views(self, n: int | None, apart: bool
-                      ) -> tuple[Cameras, RenderOutput, Tensor, list[tuple[RenderOutput, Tensor]]]:
-        """:meth:`sample_views`, and with ``apart`` each render in its own graph: then the
-        fourth value holds ``(render, latents)`` per sample (a pair's two samples share one),
-        so that a backward from one sample goes through its view alone, not the whole batch's
-        graph (the cell control variate's per-sample gradients, at the cost of one batched
-        backward instead of ``B``). The batch's ``render`` and ``latents`` are then their
-        concatenation (for the draw; not for a backward). The dense sampler draws its jitter
-        ray by ray in the same order, so the renders are the batched ones."""
+                      ) -> tuple[Cameras, RenderOutput, Tensor, ViewParameters | None]:
+        """:meth:`sample_views`, and with ``apart`` the renders' samples see per-view aliases
+        of θ (:class:`sdlib.nerf.per_view.ViewParameters`, the fourth value; None without
+        ``apart``), so that one backward gives each render's θ-gradient (the cell control
+        variate's per-sample gradients). The renders and latents are the batched ones."""
         cfg = self.config
         n = n or cfg.batch_size
         n_render = n // 2 if cfg.antithetic else n
         cameras = sample_cameras(cfg.cameras, n_render, self.generator, self.device,
                                  stratified=cfg.stratified)
-        views: list[tuple[RenderOutput, Tensor]] = []
+        views = None
         if apart:
-            for k in range(n_render):
-                view = self.render(cameras[k])
-                views.append((view, self.encode(view)))
-            out = RenderOutput.cat([v for v, _ in views])
-            latents = torch.cat([z for _, z in views])
-        else:
-            out = self.render(cameras)
-            latents = self.encode(out)
+            views = ViewParameters(self.field, self._parameters(), n_render,
+                                   cfg.render_size * cfg.render_size)
+        out = self.render(cameras, views=views)
+        latents = self.encode(out)
         if cfg.antithetic:
             idx = torch.arange(n_render, device=self.device).repeat_interleave(2)
             cameras = cameras[idx]
             out = out.select(idx)
             latents = latents[idx]
-            views = [view for view in views for _ in range(2)]  # as idx, without a device sync
         return cameras, out, latents, views
 
     def make_draw(
@@ -553,8 +547,9 @@ class Trainer:
 
         Returns ``(loss, grad, info)``: the surrogate loss (detached with the cell control
         variate), the gradient on the latents ``[B, C, h, w]`` and the diagnostics. With
-        ``config.cell_cv.enabled`` each view gets its own backward and the batch's θ-gradient
-        is the cell-corrected mean (:mod:`sdlib.cell_control_variate`); the table learns from
+        ``config.cell_cv.enabled`` one backward gives each render's θ-gradient (per-view
+        aliases of θ, :mod:`sdlib.nerf.per_view`) and the batch's θ-gradient is the
+        cell-corrected mean (:mod:`sdlib.cell_control_variate`); the table learns from
         the batch afterwards if ``update_cells`` (default: ``update_state``, which also lets the
         gradient estimator learn).
         """
@@ -568,36 +563,34 @@ class Trainer:
             loss.backward()
         else:
             update = update_state if update_cells is None else update_cells
-            loss = self._cell_corrected_backward(cameras, views, grad, update)
+            loss = self._cell_corrected_backward(cameras, out, latents, views, grad, update)
             info["cell_cv_filled"] = self.cell_cv.filled
         return loss, grad, info
 
-    def _cell_corrected_backward(self, cameras: Cameras,
-                                 views: list[tuple[RenderOutput, Tensor]], grad: Tensor,
-                                 update: bool) -> Tensor:
-        """One backward per sample through its own view's graph (``views``, from
-        :meth:`_sample_views` with ``apart``), then ``.grad`` = the cell-corrected mean;
-        returns the (detached) surrogate loss."""
-        params, b = self._parameters(), grad.shape[0]
-        per_sample, loss = [], 0.0
-        for k in range(b):  # G_k: the step's gradient if the whole batch were sample k
-            view, z = views[k]
-            loss_k = self.pullback(view, z, grad[k:k + 1])
-            shared = k + 1 < b and views[k + 1][1] is z  # an antithetic pair's first member
-            g = torch.autograd.grad(loss_k * b, params, retain_graph=shared,
-                                    allow_unused=True)
-            per_sample.append([torch.zeros_like(p) if gi is None else gi
-                               for p, gi in zip(params, g)])
-            loss = loss + loss_k.detach()
-        cells = self.cell_cv.cells(cameras.azimuth, self.last_draw.t)
+    def _cell_corrected_backward(self, cameras: Cameras, out: RenderOutput, latents: Tensor,
+                                 views: ViewParameters, grad: Tensor, update: bool) -> Tensor:
+        """One backward of the batch's surrogate loss with respect to each render's aliases of
+        θ (``views``, from :meth:`_sample_views` with ``apart``): every render's θ-gradient at
+        once. Sets ``.grad`` to the cell-corrected mean and returns the (detached) loss.
+
+        With antithetic pairs a render carries its pair's two samples (one ``t``, one cell):
+        the table learns one visit per render, the pair's mean gradient."""
+        b = grad.shape[0]
+        per_render = len(views.aliases)
+        loss = self.pullback(out, latents, grad)
+        grads = views.gradients(loss)  # [render][param]: ∂L/∂θ_r, summing to ∂L/∂θ
+        stacked = [torch.stack(g) for g in zip(*grads)]  # per param [renders, *shape]
+        mean = [g.sum(0) for g in stacked]  # the batch's θ-gradient, the plain step's
+        cells = self.cell_cv.cells(cameras.azimuth, self.last_draw.t)  # [B]
         lo, hi = timestep_bounds(self.config.timesteps, self.step_count,
                                  self.prior.num_train_timesteps)
-        corrected = self.cell_cv.correct(per_sample, cells, self.cell_cv.probabilities(lo, hi))
-        for p, g in zip(params, corrected):
+        corrected = self.cell_cv.correct(mean, cells, self.cell_cv.probabilities(lo, hi))
+        for p, g in zip(self._parameters(), corrected):
             p.grad = g
-        if update:
-            self.cell_cv.update(per_sample, cells)
-        return loss
+        if update:  # a render's samples' mean G_k, where G_k = B ∂L_k/∂θ
+            scale = b / (b // per_render)
+            self.cell_cv.update([g * scale for g in stacked], cells[::b // per_render])
+        return loss.detach()
 
     def step(self) -> dict[str, float]:
         """One optimisation step; returns its metrics (also appended to ``metrics.jsonl``)."""

@@ -61,8 +61,8 @@ def test_the_algebra_is_unbiased_and_an_oracle_table_removes_the_between_cell_pa
         out = []
         for _ in range(n):
             c = torch.multinomial(p, 1, generator=gen)
-            g = [[m[c[0]] + torch.randn(dim, generator=gen)]]
-            corrected = cv.correct(g, c, torch.zeros_like(p) if drop_mean else p)[0]
+            g = [(m[c[0]] + torch.randn(dim, generator=gen))[None]]  # [param][visit, dim]
+            corrected = cv.correct([g[0].mean(0)], c, torch.zeros_like(p) if drop_mean else p)[0]
             out.append(corrected)
             if learn:
                 cv.update(g, c)
@@ -176,33 +176,39 @@ def test_batch_variance_measures_the_cell_design(tiny_prior_folders) -> None:
 
 
 @pytest.mark.parametrize("antithetic", [False, True], ids=["iid", "antithetic"])
-def test_views_rendered_apart_give_the_batched_per_sample_gradients(tiny_prior_folders,
-                                                                    antithetic) -> None:
-    """The cell control variate renders each view in its own graph (one cheap backward per
-    sample): the renders, latents and per-sample θ-gradients equal the batched graph's."""
+def test_per_view_aliases_give_each_renders_gradient_in_one_backward(tiny_prior_folders,
+                                                                     antithetic) -> None:
+    """The cell control variate's per-render θ-gradients (sdlib.nerf.per_view: one batched
+    render whose views see their own aliases of θ, one backward) against the reference: one
+    backward per sample through the plain batched graph, its loss restricted to that sample.
+    Renders and latents are the plain ones; each render's gradient is its samples' sum."""
     plain, _ = _pair(tiny_prior_folders, antithetic=antithetic)
     params = plain._parameters()
-    grads = []
+    runs = []
     for apart in (False, True):
         plain.generator.manual_seed(11)
         cameras, out, latents, views = plain._sample_views(None, apart=apart)
         grad = torch.randn(latents.shape, generator=torch.Generator().manual_seed(5))
-        per_sample = []
-        for k in range(latents.shape[0]):
-            if apart:
-                loss = plain.pullback(views[k][0], views[k][1], grad[k:k + 1])
-            else:
+        if apart:
+            per_render = views.gradients(plain.pullback(out, latents, grad))
+            g = torch.stack([torch.cat([gi.flatten() for gi in r]) for r in per_render])
+        else:
+            per_sample = []
+            for k in range(latents.shape[0]):
                 loss = plain.pullback(out.select(torch.tensor([k])), latents[k:k + 1],
                                       grad[k:k + 1])
-            g = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
-            per_sample.append(torch.cat([gi.flatten() for gi in g if gi is not None]))
-        grads.append((out.rgb.detach(), latents.detach(), torch.stack(per_sample)))
-    (rgb0, lat0, g0), (rgb1, lat1, g1) = grads
-    assert len(views) == 4 and (views[0][1] is views[1][1]) == antithetic
+                gk = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
+                per_sample.append(torch.cat([(torch.zeros_like(p) if gi is None else gi)
+                                             .flatten() for p, gi in zip(params, gk)]))
+            g = torch.stack(per_sample)
+            g = g.reshape(-1, 2, g.shape[1]).sum(1) if antithetic else g
+        runs.append((out.rgb.detach(), latents.detach(), g))
+    (rgb0, lat0, g0), (rgb1, lat1, g1) = runs
+    assert views is not None and len(views.aliases) == (2 if antithetic else 4)
     torch.testing.assert_close(rgb1, rgb0, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(lat1, lat0, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(g1, g0, rtol=1e-4, atol=1e-7)
-    assert g0.abs().max() > 0
+    assert g0.abs().max() > 0 and (g0[0] - g0[1]).abs().max() > 1e-3 * g0.abs().max()
 
 
 def test_a_cells_runs_probe_measures_its_own_table_without_changing_it(tiny_prior_folders

@@ -29,6 +29,7 @@ from sdlib.nerf.hashgrid import (
     tcnn_available,
     triton_available,
 )
+from sdlib.nerf.per_view import ViewParameters
 from sdlib.nerf.render import (
     RayOutput,
     RenderConfig,
@@ -54,6 +55,7 @@ __all__ = [
     "RayOutput",
     "RenderConfig",
     "RenderOutput",
+    "ViewParameters",
     "expected_depth",
     "density_grid",
     "encode_loop_float64",

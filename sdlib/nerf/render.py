@@ -227,7 +227,16 @@ def _dense_samples(
     return edges[:, :-1], edges[:, 1:]
 
 
-def _render_dense(field, origins, directions, config: RenderConfig, generator=None):
+def _evaluate(field, method: str, points: Tensor, ray_ids: Tensor, views):
+    """``field.<method>(points)``, or with ``views`` each view's points with its own aliases
+    (:class:`sdlib.nerf.per_view.ViewParameters`); ``ray_ids`` ``[N]`` global ray indices."""
+    if views is None:
+        return field(points) if method == "forward" else getattr(field, method)(points)
+    return views.call(method, points, ray_ids)
+
+
+def _render_dense(field, origins, directions, config: RenderConfig, generator=None, views=None,
+                  ray_offset: int = 0):
     from nerfacc import accumulate_along_rays, render_weight_from_density
 
     t_starts, t_ends = _dense_samples(origins, directions, field.config.bound, config)
@@ -237,19 +246,33 @@ def _render_dense(field, origins, directions, config: RenderConfig, generator=No
         u = torch.full_like(t_starts, 0.5)
     t_mid = t_starts + (t_ends - t_starts) * u  # [R, S]
     points = origins[:, None, :] + t_mid[..., None] * directions[:, None, :]  # [R, S, 3]
-    sigmas, colors = field(points)
+    n_rays, n_steps = t_mid.shape
+    ray_ids = None
+    if views is not None:
+        ray_ids = ray_offset + torch.arange(n_rays, device=points.device).repeat_interleave(
+            n_steps)
+        sigmas, colors = _evaluate(field, "forward", points.reshape(-1, 3), ray_ids, views)
+        sigmas, colors = sigmas.reshape(n_rays, n_steps), colors.reshape(n_rays, n_steps, 3)
+    else:
+        sigmas, colors = field(points)
     weights, _, _ = render_weight_from_density(t_starts, t_ends, sigmas)
     rgb = accumulate_along_rays(weights, colors)
     depth_sum = accumulate_along_rays(weights, t_mid[..., None])[..., 0]
     opacity = accumulate_along_rays(weights, None)[..., 0]
     normals = None
     if config.compute_normals:
-        normals = accumulate_along_rays(weights, field.normals(points))
+        if views is not None:
+            n = _evaluate(field, "normals", points.reshape(-1, 3), ray_ids, views)
+            n = n.reshape(n_rays, n_steps, 3)
+        else:
+            n = field.normals(points)
+        normals = accumulate_along_rays(weights, n)
     return RayOutput(rgb, expected_depth(depth_sum, opacity), opacity, normals,
                      n_samples=t_mid.numel(), depth_sum=depth_sum)
 
 
-def _render_occgrid(field, estimator, origins, directions, config: RenderConfig):
+def _render_occgrid(field, estimator, origins, directions, config: RenderConfig, views=None,
+                    ray_offset: int = 0):
     from nerfacc import accumulate_along_rays, render_weight_from_density
 
     n_rays = origins.shape[0]
@@ -266,7 +289,8 @@ def _render_occgrid(field, estimator, origins, directions, config: RenderConfig)
     )
     t_mid = 0.5 * (t_starts + t_ends)
     points = origins[ray_indices] + t_mid[:, None] * directions[ray_indices]
-    sigmas, colors = field(points)
+    ray_ids = ray_offset + ray_indices
+    sigmas, colors = _evaluate(field, "forward", points, ray_ids, views)
     weights, _, _ = render_weight_from_density(
         t_starts, t_ends, sigmas, ray_indices=ray_indices, n_rays=n_rays
     )
@@ -278,7 +302,8 @@ def _render_occgrid(field, estimator, origins, directions, config: RenderConfig)
     normals = None
     if config.compute_normals:
         normals = accumulate_along_rays(
-            weights, field.normals(points), ray_indices=ray_indices, n_rays=n_rays
+            weights, _evaluate(field, "normals", points, ray_ids, views),
+            ray_indices=ray_indices, n_rays=n_rays
         )
     return RayOutput(rgb, expected_depth(depth_sum, opacity), opacity, normals,
                      n_samples=int(t_mid.numel()), depth_sum=depth_sum)
@@ -293,6 +318,7 @@ def render_rays(
     config: RenderConfig = RenderConfig(),
     generator: torch.Generator | None = None,
     background: Tensor | None = None,
+    views=None,
 ) -> RayOutput:
     """Renders rays ``origins, directions`` ``[R, 3]`` (unit directions), background composited.
 
@@ -332,13 +358,15 @@ def render_rays(
         o = origins[start:start + config.chunk]
         d = directions[start:start + config.chunk]
         if sampler == "occgrid":
-            outputs.append(_render_occgrid(field, estimator, o, d, config))
+            outputs.append(_render_occgrid(field, estimator, o, d, config, views, start))
         else:
-            outputs.append(_render_dense(field, o, d, config, generator))
+            outputs.append(_render_dense(field, o, d, config, generator, views, start))
     rgb = torch.cat([out.rgb for out in outputs])
     opacity = torch.cat([out.opacity for out in outputs])
     if background is None:
-        background = field.background(directions)
+        ray_ids = torch.arange(directions.shape[0], device=directions.device)
+        background = _evaluate(field, "background", directions, ray_ids, views) \
+            if views is not None else field.background(directions)
     rgb = rgb + (1.0 - opacity[:, None]) * background
     normals = None
     if config.compute_normals:
@@ -362,6 +390,7 @@ def render_cameras(
     estimator=None,
     config: RenderConfig = RenderConfig(),
     generator: torch.Generator | None = None,
+    views=None,
 ) -> RenderOutput:
     """Renders ``B`` cameras at ``height x width`` (rays from :func:`sdlib.cameras.get_rays`).
 
@@ -372,6 +401,8 @@ def render_cameras(
         estimator: optional nerfacc ``OccGridEstimator`` (CUDA); see :func:`render_rays`.
         config: renderer settings.
         generator: random generator for the dense sampler's jitter.
+        views: a :class:`~sdlib.nerf.per_view.ViewParameters` for these ``B`` cameras at
+            ``H · W`` rays each: each camera's samples see its own aliases of θ.
 
     Returns:
         :class:`RenderOutput`: ``rgb [B,H,W,3]``, ``depth [B,H,W]``, ``opacity [B,H,W]``,
@@ -379,9 +410,12 @@ def render_cameras(
     """
     origins, directions = get_rays(cameras, height, width)
     b = len(cameras)
+    if views is not None and (views.n_views, views.rays_per_view) != (b, height * width):
+        raise ValueError(f"render_cameras: views are for {views.n_views} cameras of "
+                         f"{views.rays_per_view} rays, the render has {b} of {height * width}")
     out = render_rays(
         field, origins.reshape(-1, 3), directions.reshape(-1, 3), estimator=estimator,
-        config=config, generator=generator,
+        config=config, generator=generator, views=views,
     )
     return RenderOutput(
         rgb=out.rgb.reshape(b, height, width, 3),
