@@ -48,6 +48,7 @@ table holds ``cells × |θ|`` floats (48 cells × a ShapeZoo field of ~1.6M para
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -103,8 +104,29 @@ class CellControlVariate:
         if not self.a1 > self.a0:
             raise ValueError(f"CellControlVariate: azimuth_range={azimuth_range} is empty")
         self.T = int(num_train_timesteps)
-        self.table = [torch.zeros((config.n_cells, *shape), device=device) for shape in shapes]
+        self.shapes = [tuple(int(d) for d in shape) for shape in shapes]
+        self.sizes = [math.prod(shape) for shape in self.shapes]
+        self.flat = torch.zeros(config.n_cells, sum(self.sizes), device=device)
+        """``[cells, P]``: the table, all parameters flattened and concatenated (P = |θ|)."""
+        self.table = self.unflatten(self.flat)
+        """Per parameter, ``[cells, *shape]`` views of :attr:`flat`."""
         self.seen = torch.zeros(config.n_cells, dtype=torch.bool)
+
+    def flatten(self, per_param: Sequence[Tensor]) -> Tensor:
+        """``[..., P]`` from per-parameter tensors ``[..., *shape]`` (one copy)."""
+        lead = per_param[0].shape[:per_param[0].dim() - len(self.shapes[0])]
+        if len(per_param) != len(self.shapes) or any(
+                tuple(t.shape) != (*lead, *shape) for t, shape in zip(per_param, self.shapes)):
+            raise ValueError(f"CellControlVariate.flatten: need {len(self.shapes)} tensors of "
+                             f"shapes [..., *{self.shapes}], got "
+                             f"{[tuple(t.shape) for t in per_param]}")
+        return torch.cat([t.reshape(*lead, -1) for t in per_param], dim=-1)
+
+    def unflatten(self, flat: Tensor) -> list[Tensor]:
+        """Per-parameter views ``[..., *shape]`` of ``flat`` ``[..., P]``."""
+        lead = flat.shape[:-1]
+        return [part.view(*lead, *shape) for part, shape in
+                zip(flat.split(self.sizes, dim=-1), self.shapes)]
 
     # ------------------------------------------------------------------ cells
     def cells(self, azimuth: Tensor, t: Tensor) -> Tensor:
@@ -133,53 +155,50 @@ class CellControlVariate:
         return (p_a[:, None] * p_t[None, :]).flatten()
 
     # ------------------------------------------------------------------ the estimator
-    def correct(self, mean: Sequence[Tensor], cells: Tensor,
-                probabilities: Tensor) -> list[Tensor]:
+    def correct(self, mean: Tensor, cells: Tensor, probabilities: Tensor) -> Tensor:
         r"""The batch mean of :math:`\tilde G_k = G_k - b_{c_k} + \sum_j p_j b_j`:
         :math:`\bar G - \frac1B \sum_k b_{c_k} + \sum_j p_j b_j`.
 
         Args:
-            mean: per parameter, the batch's mean gradient :math:`\bar G = \frac1B \sum_k G_k`
-                (the plain step's gradient: the correction needs no per-sample gradient).
+            mean: ``[P]`` the batch's mean gradient :math:`\bar G = \frac1B \sum_k G_k`,
+                flattened (:meth:`flatten`; the plain step's gradient: the correction needs no
+                per-sample gradient).
             cells: ``[B]`` the samples' cells (:meth:`cells`).
             probabilities: ``[cells]`` (:meth:`probabilities`).
 
         Returns:
-            per parameter, the corrected mean gradient (the table is not changed).
+            ``[P]`` the corrected mean gradient (:meth:`unflatten` for per-parameter views; the
+            table is not changed).
         """
-        if len(mean) != len(self.table):
-            raise ValueError(f"CellControlVariate.correct: {len(mean)} parameters for a table "
-                             f"of {len(self.table)}")
-        index = cells.to(self.table[0].device)
-        p = probabilities.to(device=self.table[0].device, dtype=self.table[0].dtype)
-        return [g - table[index].mean(0) + torch.tensordot(p, table, dims=1)
-                for table, g in zip(self.table, mean)]
+        if mean.shape != self.flat.shape[1:]:
+            raise ValueError(f"CellControlVariate.correct: mean {tuple(mean.shape)}, the table "
+                             f"has {self.flat.shape[1]} entries per cell")
+        p = probabilities.to(device=self.flat.device, dtype=self.flat.dtype)
+        return mean - self.flat[cells.to(self.flat.device)].mean(0) + p @ self.flat
 
-    def update(self, grads: Sequence[Tensor], cells: Tensor) -> None:
+    def update(self, grads: Tensor, cells: Tensor) -> None:
         r"""Folds visits into the table (after :meth:`correct` used it), in order:
         :math:`b_c \leftarrow (1 - \beta) b_c + \beta G` (the first visit sets :math:`b_c = G`).
 
         Args:
-            grads: per parameter, ``[V, *shape]``: the visits' gradients.
+            grads: ``[V, P]`` the visits' gradients, flattened (:meth:`flatten`).
             cells: ``[V]`` their cells; a cell visited twice is updated twice, in order.
         """
         beta = self.config.decay
         cells = cells.detach().cpu().long()
-        if len(grads) != len(self.table) or any(g.shape[0] != len(cells) for g in grads):
-            raise ValueError(f"CellControlVariate.update: need {len(self.table)} parameters of "
-                             f"[{len(cells)}, ...] gradients, one row per cell visited")
+        if grads.dim() != 2 or grads.shape != (len(cells), self.flat.shape[1]):
+            raise ValueError(f"CellControlVariate.update: grads {tuple(grads.shape)}, need "
+                             f"[{len(cells)}, {self.flat.shape[1]}]: one row per cell visited")
         occurrence = torch.zeros_like(cells)  # a visit's rank among earlier visits to its cell
         for k in range(1, len(cells)):
             occurrence[k] = int((cells[:k] == cells[k]).sum())
+        device = self.flat.device
         for rank in range(int(occurrence.max()) + 1 if len(cells) else 0):
             rows = (occurrence == rank).nonzero().flatten()  # distinct cells
             c = cells[rows]
-            device = self.table[0].device
-            rows_d, c_d, seen = rows.to(device), c.to(device), self.seen[c].to(device)
-            for table, g in zip(self.table, grads):
-                new = g.detach()[rows_d]
-                keep = seen.view(-1, *([1] * (table.dim() - 1)))
-                table[c_d] = torch.where(keep, torch.lerp(table[c_d], new, beta), new)
+            c_d, keep = c.to(device), self.seen[c].to(device)[:, None]
+            new = grads.detach()[rows.to(grads.device)].to(device)
+            self.flat[c_d] = torch.where(keep, torch.lerp(self.flat[c_d], new, beta), new)
             self.seen[c] = True
 
     @property
@@ -188,6 +207,7 @@ class CellControlVariate:
         return float(self.seen.float().mean())
 
     def state_dict(self) -> dict[str, Any]:
+        """Per-parameter tables ``[cells, *shape]`` and the visited flags."""
         return {"table": [t.clone() for t in self.table], "seen": self.seen.clone()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

@@ -575,21 +575,21 @@ class Trainer:
 
         With antithetic pairs a render carries its pair's two samples (one ``t``, one cell):
         the table learns one visit per render, the pair's mean gradient."""
-        b = grad.shape[0]
-        per_render = len(views.aliases)
+        cv, b, renders = self.cell_cv, grad.shape[0], len(views.aliases)
         loss = self.pullback(out, latents, grad)
-        grads = views.gradients(loss)  # [render][param]: ∂L/∂θ_r, summing to ∂L/∂θ
-        stacked = [torch.stack(g) for g in zip(*grads)]  # per param [renders, *shape]
-        mean = [g.sum(0) for g in stacked]  # the batch's θ-gradient, the plain step's
-        cells = self.cell_cv.cells(cameras.azimuth, self.last_draw.t)  # [B]
+        per_render = views.gradients(loss)  # [render][param]: ∂L/∂θ_r, summing to ∂L/∂θ
+        # [renders, P] in one copy (cv.flatten's order: the parameters', render by render)
+        flat = torch.cat([g.reshape(-1) for r in per_render for g in r]).view(renders, -1)
+        cells = cv.cells(cameras.azimuth, self.last_draw.t)  # [B]
         lo, hi = timestep_bounds(self.config.timesteps, self.step_count,
                                  self.prior.num_train_timesteps)
-        corrected = self.cell_cv.correct(mean, cells, self.cell_cv.probabilities(lo, hi))
-        for p, g in zip(self._parameters(), corrected):
+        # the batch's θ-gradient (the plain step's), corrected
+        corrected = cv.correct(flat.sum(0), cells, cv.probabilities(lo, hi))
+        for p, g in zip(self._parameters(), cv.unflatten(corrected)):
             p.grad = g
         if update:  # a render's samples' mean G_k, where G_k = B ∂L_k/∂θ
-            scale = b / (b // per_render)
-            self.cell_cv.update([g * scale for g in stacked], cells[::b // per_render])
+            per = b // renders
+            cv.update(flat * (b / per), cells[::per])
         return loss.detach()
 
     def step(self) -> dict[str, float]:

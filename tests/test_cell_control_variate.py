@@ -61,8 +61,8 @@ def test_the_algebra_is_unbiased_and_an_oracle_table_removes_the_between_cell_pa
         out = []
         for _ in range(n):
             c = torch.multinomial(p, 1, generator=gen)
-            g = [(m[c[0]] + torch.randn(dim, generator=gen))[None]]  # [param][visit, dim]
-            corrected = cv.correct([g[0].mean(0)], c, torch.zeros_like(p) if drop_mean else p)[0]
+            g = (m[c[0]] + torch.randn(dim, generator=gen))[None]  # [visit, P]
+            corrected = cv.correct(g.mean(0), c, torch.zeros_like(p) if drop_mean else p)
             out.append(corrected)
             if learn:
                 cv.update(g, c)

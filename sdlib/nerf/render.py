@@ -140,15 +140,6 @@ class RenderOutput:
         return RenderOutput(**{f.name: pick(getattr(self, f.name))
                                for f in dataclasses.fields(self)})
 
-    @staticmethod
-    def cat(outputs: list[RenderOutput]) -> RenderOutput:
-        """The renders of ``outputs`` as one batch, in order (graphs kept)."""
-        def join(name: str) -> Tensor | None:
-            parts = [getattr(o, name) for o in outputs]
-            return None if parts[0] is None else torch.cat(parts)
-
-        return RenderOutput(**{f.name: join(f.name) for f in dataclasses.fields(RenderOutput)})
-
 
 EMPTY_OPACITY = 1e-6
 """Pixels with opacity at or below this get ``depth = 0`` (nothing to divide by)."""
