@@ -564,7 +564,9 @@ def probe_table(paths: Sequence[str | Path], n_boot: int = 2000, seed: int = 0
     Per prompt and design ``r = v_design / v_SDS`` (variance per UNet evaluation) with its
     delta-method standard error ``r · se(log r)``. Returns ``{design: {"prompts", "ratios",
     "ses", "mean": Interval (mean over prompts, bootstrap over prompts), "gmean", "pooled"
-    (Σ v_design / Σ v_SDS), "best_on": how many prompts it is the lowest on}}``.
+    (Σ v_design / Σ v_SDS), "best_on": how many prompts it is the lowest on, "x_time": Interval
+    of the mean over prompts of variance × time, ``r · ms_design / ms_SDS`` (None when a file
+    lacks it; meaningful only if each prompt ran alone on its device), "time_ratios"}}``.
     """
     files = [json.loads(Path(p).read_text()) for p in paths]
     if not files:
@@ -584,6 +586,11 @@ def probe_table(paths: Sequence[str | Path], n_boot: int = 2000, seed: int = 0
             "pooled": float(sum(d["per_evaluation"] for d in ds)
                             / sum(f["designs"]["sds"]["per_evaluation"] for f in files)),
             "best_on": sum(n == name for n in lowest),
+            "time_ratios": [d.get("ms_per_batch", math.nan)
+                            / f["designs"]["sds"].get("ms_per_batch", math.nan)
+                            for d, f in zip(ds, files)],
+            "x_time": (bootstrap_ci([d["ratio_x_time"] for d in ds], n_boot=n_boot, seed=seed)
+                       if all("ratio_x_time" in d for d in ds) else None),
         }
     return out
 

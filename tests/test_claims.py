@@ -109,16 +109,16 @@ def test_per_t_shares_of_the_committed_sweep_sum_to_one() -> None:
 def test_probe_table_over_prompts(tmp_path) -> None:
     """Frozen-θ probe files (scripts/cell_cv_probe.py's format): ratios, their standard errors,
     the mean over prompts, the pooled ratio and which design is lowest on how many prompts."""
-    def design(v, se, ratio, rel_se):
+    def design(v, se, ratio, rel_se, ms=10.0):
         return {"per_evaluation": v, "per_evaluation_se": se, "ratio": ratio,
-                "ratio_rel_se": rel_se}
+                "ratio_rel_se": rel_se, "ms_per_batch": ms, "ratio_x_time": ratio * ms / 10.0}
 
     paths = []
     for i, (a, b) in enumerate([(0.5, 0.8), (0.25, 0.2)]):  # the second design wins prompt 1
         v_sds = 100.0 * (i + 1)
         f = {"args": {"prompt": f"prompt {i}"},
              "designs": {"sds": design(v_sds, 5.0, 1.0, 0.0),
-                         "a": design(a * v_sds, 1.0, a, 0.1),
+                         "a": design(a * v_sds, 1.0, a, 0.1, ms=20.0),
                          "b": design(b * v_sds, 1.0, b, 0.2)}}
         paths.append(tmp_path / f"p{i}.json")
         paths[-1].write_text(json.dumps(f))
@@ -129,6 +129,12 @@ def test_probe_table_over_prompts(tmp_path) -> None:
     assert t["a"]["gmean"] == pytest.approx(math.sqrt(0.5 * 0.25))
     assert (t["a"]["best_on"], t["b"]["best_on"], t["sds"]["best_on"]) == (1, 1, 0)
     assert t["sds"]["prompts"] == ["prompt 0", "prompt 1"]
+    assert t["a"]["time_ratios"] == [2.0, 2.0]
+    assert t["a"]["x_time"].estimate == pytest.approx(0.75)  # mean of 2 × (0.5, 0.25)
+    assert t["sds"]["x_time"].estimate == pytest.approx(1.0)
+    del f["designs"]["a"]["ratio_x_time"]  # files of older probes: no variance × time
+    paths[-1].write_text(json.dumps(f))
+    assert claims.probe_table(paths, n_boot=50)["a"]["x_time"] is None
     assert claims.probe_table([]) == {}
 
 
