@@ -32,8 +32,9 @@ for i in "${!prompts[@]}"; do
     if [ "$l" -lt "${MIN_PROMPT_S:-80}" ]; then echo "prompt $i: not run, $l s left"; break; fi
     echo "prompt $i (${prompts[$i]}): limit $l s, at $(( $(date +%s) - start )) s"
     timeout "$l" python3 scripts/cell_cv_probe.py --device cuda --prompt "${prompts[$i]}" \
-        --out "$work/p$i.json.tmp" 2>&1 | grep -v "Loading\|Warning\|warn\|math:" | tail -n 6 \
-        && [ -f "$work/p$i.json.tmp" ] && mv "$work/p$i.json.tmp" "$work/p$i.json"
+        --out "$work/p$i.json.tmp" > "$work/p$i.log" 2>&1
+    grep -v "Loading\|Warning\|warn\|math:" "$work/p$i.log" | tail -n 6
+    [ -f "$work/p$i.json.tmp" ] && mv "$work/p$i.json.tmp" "$work/p$i.json"
 done
 cp "$work"/p*.json "$work/tests.log" "$OUT"/ 2>/dev/null
 python3 - "$work" > "$OUT/table.md" <<'PY'
