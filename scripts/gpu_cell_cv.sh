@@ -18,7 +18,9 @@ source scripts/gpu_setup.sh
 work=outputs/cell_cv_work
 mkdir -p "$work"
 left() { echo $(( secs - ($(date +%s) - start) - 15 )); }
-if [ ! -f "$work/tests.done" ]; then
+if [ ! -f "$work/tests.done" ]; then  # pytest's wheels: .whl/test (scripts/gpu_cuda_tests.sh)
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+        --target /tmp/site .whl/test/*.whl
     timeout "$(left)" python3 -m pytest -q -p no:cacheprovider tests/test_per_view.py \
         tests/test_cell_control_variate.py > "$work/tests.log" 2>&1 && touch "$work/tests.done"
     tail -n 3 "$work/tests.log"

@@ -19,6 +19,7 @@ python3 -m pytest -q -rA -p no:cacheprovider \
     "tests/test_shapezoo.py::test_sample_views_cuda" \
     "tests/test_nerf_render.py::test_cpu_and_cuda_dense_paths_agree" \
     "tests/test_nerf_render.py::test_occgrid_path_renders_with_gradients" \
+    tests/test_per_view.py \
     tests/test_hashgrid.py \
     tests/test_readme.py \
     "tests/test_errors.py::test_trainer_checks_gpu_memory_first" \
