@@ -81,6 +81,9 @@ def test_view_parameters_need_ordered_rays_and_matching_cameras() -> None:
     with pytest.raises(ValueError, match="views are for 2 cameras of 16 rays"):
         render_cameras(field, eval_cameras(3), 4, 4, config=RenderConfig(n_samples=4),
                        views=views)
+    ids = torch.tensor([0, 5, 16, 17], dtype=torch.int32)  # nerfacc's packed indices' dtype
+    x = torch.rand(4, 3)
+    torch.testing.assert_close(views.call("density", x, ids), field.density(x))
     with pytest.raises(ValueError, match="ordered camera by camera"):
         views.call("density", torch.zeros(3, 3), torch.tensor([20, 3, 1]))
     with pytest.raises(ValueError, match="not the field's"):

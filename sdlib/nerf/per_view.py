@@ -91,7 +91,8 @@ class ViewParameters:
     def _segments(self, ray_ids: Tensor) -> list[tuple[int, int, int]]:
         """``(view, start, end)`` of the contiguous runs of each view in ``ray_ids`` ``[N]``
         (non-decreasing global ray indices); one host sync."""
-        view = torch.div(ray_ids, self.rays_per_view, rounding_mode="floor")
+        # nerfacc's packed ray indices are int32; searchsorted wants one dtype
+        view = torch.div(ray_ids.long(), self.rays_per_view, rounding_mode="floor")
         edges = torch.arange(self.n_views + 1, device=view.device)
         bounds = torch.searchsorted(view.contiguous(), edges)
         ordered = (view[1:] >= view[:-1]).all() if view.numel() > 1 else view.new_ones((),
