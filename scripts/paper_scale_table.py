@@ -95,19 +95,19 @@ def rows(data: dict[str, Any]) -> list[dict[str, Any]]:
             elif d and "error" in d:
                 cost = "error"
 
-        partial = (files.get(f"cold_{method}.json") or {}).get("cache_partly_filled")
-
-        def first(run: dict | None, phase: str, partial: bool = bool(partial)) -> Any:
+        def first(run: dict | None, phase: str) -> Any:
             if run and "first_step_s" in run:
-                if partial and phase.startswith("cold_"):  # after an attempt that timed out
-                    return f"{run['first_step_s']:.1f} (cache partly filled)"
                 return run["first_step_s"]
             code = _phase_exit(phases, phase)
             return "killed" if code in ("124", "137") else None
 
+        cold_first = first(cold, f"cold_{method}")
+        if (files.get(f"cold_{method}.json") or {}).get("cache_partly_filled") and \
+                isinstance(cold_first, float):  # run again after an attempt that was killed
+            cold_first = f"{cold_first:.1f} (cache partly filled)"
         out.append({
             "method": method,
-            "cold_first_step_s": first(cold, f"cold_{method}"),
+            "cold_first_step_s": cold_first,
             "warm_first_step_s": first(warm, f"warm_{method}"),
             "ms_per_step": ms,
             "peak_allocated_gb": mem.get("max_memory_allocated_gb"),

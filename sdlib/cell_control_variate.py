@@ -112,16 +112,6 @@ class CellControlVariate:
         """Per parameter, ``[cells, *shape]`` views of :attr:`flat`."""
         self.seen = torch.zeros(config.n_cells, dtype=torch.bool)
 
-    def flatten(self, per_param: Sequence[Tensor]) -> Tensor:
-        """``[..., P]`` from per-parameter tensors ``[..., *shape]`` (one copy)."""
-        lead = per_param[0].shape[:per_param[0].dim() - len(self.shapes[0])]
-        if len(per_param) != len(self.shapes) or any(
-                tuple(t.shape) != (*lead, *shape) for t, shape in zip(per_param, self.shapes)):
-            raise ValueError(f"CellControlVariate.flatten: need {len(self.shapes)} tensors of "
-                             f"shapes [..., *{self.shapes}], got "
-                             f"{[tuple(t.shape) for t in per_param]}")
-        return torch.cat([t.reshape(*lead, -1) for t in per_param], dim=-1)
-
     def unflatten(self, flat: Tensor) -> list[Tensor]:
         """Per-parameter views ``[..., *shape]`` of ``flat`` ``[..., P]``."""
         lead = flat.shape[:-1]
@@ -161,8 +151,8 @@ class CellControlVariate:
 
         Args:
             mean: ``[P]`` the batch's mean gradient :math:`\bar G = \frac1B \sum_k G_k`,
-                flattened (:meth:`flatten`; the plain step's gradient: the correction needs no
-                per-sample gradient).
+                the parameters flattened and concatenated in order (the plain step's gradient:
+                the correction needs no per-sample gradient).
             cells: ``[B]`` the samples' cells (:meth:`cells`).
             probabilities: ``[cells]`` (:meth:`probabilities`).
 
@@ -181,7 +171,8 @@ class CellControlVariate:
         :math:`b_c \leftarrow (1 - \beta) b_c + \beta G` (the first visit sets :math:`b_c = G`).
 
         Args:
-            grads: ``[V, P]`` the visits' gradients, flattened (:meth:`flatten`).
+            grads: ``[V, P]`` the visits' gradients, flattened as ``mean`` of :meth:`correct`
+                (e.g. :meth:`sdlib.nerf.per_view.ViewParameters.flat_gradients`).
             cells: ``[V]`` their cells; a cell visited twice is updated twice, in order.
         """
         beta = self.config.decay

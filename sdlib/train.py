@@ -577,9 +577,7 @@ class Trainer:
         the table learns one visit per render, the pair's mean gradient."""
         cv, b, renders = self.cell_cv, grad.shape[0], len(views.aliases)
         loss = self.pullback(out, latents, grad)
-        per_render = views.gradients(loss)  # [render][param]: ∂L/∂θ_r, summing to ∂L/∂θ
-        # [renders, P] in one copy (cv.flatten's order: the parameters', render by render)
-        flat = torch.cat([g.reshape(-1) for r in per_render for g in r]).view(renders, -1)
+        flat = views.flat_gradients(loss)  # [renders, P]: ∂L/∂θ_r, summing to ∂L/∂θ
         cells = cv.cells(cameras.azimuth, self.last_draw.t)  # [B]
         lo, hi = timestep_bounds(self.config.timesteps, self.step_count,
                                  self.prior.num_train_timesteps)

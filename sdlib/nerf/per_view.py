@@ -127,3 +127,10 @@ class ViewParameters:
         return [[torch.zeros_like(a) if g is None else g
                  for a, g in zip(flat[k * n:(k + 1) * n], grads[k * n:(k + 1) * n])]
                 for k in range(self.n_views)]
+
+    def flat_gradients(self, loss: Tensor, retain_graph: bool = False) -> Tensor:
+        """:meth:`gradients` as one ``[views, P]`` tensor: each view's gradients flattened and
+        concatenated in the parameters' order (one copy)."""
+        per_view = self.gradients(loss, retain_graph=retain_graph)
+        return torch.cat([g.reshape(-1) for view in per_view for g in view]).view(
+            self.n_views, -1)

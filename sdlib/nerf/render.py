@@ -218,9 +218,10 @@ def _dense_samples(
     return edges[:, :-1], edges[:, 1:]
 
 
-def _evaluate(field, method: str, points: Tensor, ray_ids: Tensor, views):
+def _evaluate(field, method: str, points: Tensor, ray_ids: Tensor | None, views):
     """``field.<method>(points)``, or with ``views`` each view's points with its own aliases
-    (:class:`sdlib.nerf.per_view.ViewParameters`); ``ray_ids`` ``[N]`` global ray indices."""
+    (:class:`sdlib.nerf.per_view.ViewParameters`); ``ray_ids`` ``[N]`` global ray indices
+    (needed with ``views`` only)."""
     if views is None:
         return field(points) if method == "forward" else getattr(field, method)(points)
     return views.call(method, points, ray_ids)
@@ -280,7 +281,7 @@ def _render_occgrid(field, estimator, origins, directions, config: RenderConfig,
     )
     t_mid = 0.5 * (t_starts + t_ends)
     points = origins[ray_indices] + t_mid[:, None] * directions[ray_indices]
-    ray_ids = ray_offset + ray_indices
+    ray_ids = None if views is None else ray_offset + ray_indices
     sigmas, colors = _evaluate(field, "forward", points, ray_ids, views)
     weights, _, _ = render_weight_from_density(
         t_starts, t_ends, sigmas, ray_indices=ray_indices, n_rays=n_rays
@@ -355,9 +356,9 @@ def render_rays(
     rgb = torch.cat([out.rgb for out in outputs])
     opacity = torch.cat([out.opacity for out in outputs])
     if background is None:
-        ray_ids = torch.arange(directions.shape[0], device=directions.device)
-        background = _evaluate(field, "background", directions, ray_ids, views) \
-            if views is not None else field.background(directions)
+        ray_ids = None if views is None else torch.arange(directions.shape[0],
+                                                          device=directions.device)
+        background = _evaluate(field, "background", directions, ray_ids, views)
     rgb = rgb + (1.0 - opacity[:, None]) * background
     normals = None
     if config.compute_normals:
