@@ -170,13 +170,14 @@ print("per-θ ratios of the designs:", {k: np.round(d["per_theta"], 2).tolist()
 # recent θ-gradients per (azimuth, t) cell $i$ and uses
 # $\tilde G = G - b_c + \sum_j p_j b_j$ for a draw in cell $c$: unbiased whatever the table
 # holds, since $\mathbb{E}[b_c] = \sum_j p_j b_j$ when the cells' probabilities $p_j$ are
-# exact. The measurement (`scripts/cell_cv_probe.py`, one H200, `notes/cell_cv_h200/`):
-# 8 prompts, θ after 300 SDS steps at demo sizes, the table filled by 60 batches at that θ,
-# then 24 batches × 8 UNet evaluations per design. A frozen θ is the table's best case: in
-# training it lags θ.
+# exact. The measurement (`scripts/gpu_cell_cv.sh`, one H200, `notes/cell_cv_h200/`):
+# 8 prompts, each alone on the GPU so its times mean something, θ after 300 SDS steps at demo
+# sizes, the table filled by 60 batches at that θ, then 24 batches × 8 UNet evaluations per
+# design. Each view of a batch gets its own θ-gradient for the table from one batched render
+# (`sdlib.nerf.per_view`). A frozen θ is the table's best case: in training it lags θ.
 
 # %%
-probe_files = sorted((REPO_ROOT / "notes" / "cell_cv_h200").glob("p*.json"))
+probe_files = sorted((REPO_ROOT / "notes" / "cell_cv_h200" / "uncontended").glob("p*.json"))
 cells = claims.probe_table(probe_files, n_boot=n_boot, seed=seed)
 labels = {"sds_antithetic_stratified": "antithetic + stratified", "cells": "cells",
           "cells_antithetic_stratified": "cells + antithetic + stratified"}
@@ -185,6 +186,8 @@ for name, label in labels.items():
         d = cells[name]
         print(f"{label:32s} mean over {len(d['ratios'])} prompts {d['mean']}  geometric mean "
               f"{d['gmean']:.2f}  pooled {d['pooled']:.2f}  lowest on {d['best_on']} prompts")
+        print(f"{'':32s} time per batch {np.median(d['time_ratios']):.2f}× SDS's (median), "
+              f"variance × time {d['x_time']}")
 
 # %% [markdown]
 # Along training the table lags θ. A sweep with cells runs (`scripts/claims_sweep.py main
@@ -199,30 +202,38 @@ for step, g, lo, hi, n in zip(*along.values()):
     print(f"step {step:5d}: own table / without {g:.2f} [{lo:.2f}, {hi:.2f}] ({n} runs)")
 
 # %%
-fig_c, ax = plt.subplots(figsize=(12, 4.2))
-if cells:
+fig_c, axes_c = plt.subplots(1, 2, figsize=(14, 4.4))
+panels = (("ratios", "mean", 0.40, "variance per UNet evaluation / SDS's (± s.e.)"),
+          ("x_ratios", "x_time", 0.45, "variance × time per batch / SDS's"))
+for ax, (key, summary, bound, ylabel) in zip(axes_c, panels):
+    if not cells:
+        break
     prompts = cells["sds"]["prompts"]
     for j, (name, label) in enumerate(labels.items()):
         d = cells[name]
         x = np.arange(len(prompts)) + (j - 1) * 0.22
-        ax.errorbar(x, d["ratios"], yerr=d["ses"], fmt="o", ms=4, color=f"C{j}",
-                    label=f"{label}: mean {d['mean'].estimate:.2f} "
-                          f"[{d['mean'].lo:.2f}, {d['mean'].hi:.2f}]")
+        r = np.asarray(d["ratios"])
+        y, err = (r, d["ses"]) if key == "ratios" else (r * np.asarray(d["time_ratios"]), None)
+        m = d[summary]
+        ax.errorbar(x, y, yerr=err, fmt="o", ms=4, color=f"C{j}",
+                    label=f"{label}: mean {m.estimate:.2f} [{m.lo:.2f}, {m.hi:.2f}]")
     ax.set_xticks(range(len(prompts)), [p.removeprefix("a ").split(" with")[0]
                                         for p in prompts], fontsize=8, rotation=20)
     ax.axhline(1.0, color="k", lw=0.8, ls=":")
-    ax.axhline(0.40, color="C3", lw=0.8, ls="--", label="issue 12's bound, 0.40×")
+    ax.axhline(bound, color="C3", lw=0.8, ls="--", label=f"issue 12's bound, {bound:.2f}×")
     ax.set_yscale("log")
-    ax.set_ylabel("variance per UNet evaluation / SDS's (± s.e.)")
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-ax.set_title("A control variate across (camera, t) cells: 8 prompts at frozen θs, one H200",
-             fontsize=10)
+    ax.set_ylim(0.03, 2.5)  # room for the legend under the points
+    ax.set_ylabel(ylabel, fontsize=9)
+    ax.legend(fontsize=7, loc="lower left")
+fig_c.suptitle("A control variate across (camera, t) cells: 8 prompts at frozen θs, each alone "
+               "on one H200", fontsize=10)
 fig_c.tight_layout()
 savefig(fig_c, "fig44_cell_control_variate", out_dir=out_dir, notebook=NOTEBOOK,
         parameters=parameters, seed=seed,
         data={"files": [str(p.relative_to(REPO_ROOT)) for p in probe_files],
               "designs": {k: {**{f: d[f] for f in ("prompts", "ratios", "ses", "gmean", "pooled",
-                                                   "best_on")}, "mean": d["mean"].as_dict()}
+                                                   "best_on", "time_ratios")},
+                              "mean": d["mean"].as_dict(), "x_time": d["x_time"].as_dict()}
                           for k, d in cells.items()},
               "along_training": along})
 plt.show()
@@ -250,7 +261,9 @@ plt.show()
 #   of steps (median ratio 1.00 [1.00, 1.00], 11 pairs) and ends −0.13 [−0.26, 0.01] dB PSNR from
 #   SDS: no gain, no loss. It stays opt-in; the ShapeZoo preset keeps SDS's defaults.
 # - **The cell control variate does what the others cannot** (section 3): with antithetic pairs
-#   and stratified draws it leaves 0.39 [0.29, 0.51]× SDS's variance per UNet evaluation over
-#   8 prompts (the lowest design on 6 of them; 0.17× on the house, 0.76× on the snowman), against
-#   0.76× for antithetic + stratified alone and 0.59× for the cells alone. This is at frozen θs,
-#   where its table cannot lag; whether it buys convergence in training is not measured yet.
+#   and stratified draws it leaves 0.33 [0.25, 0.42]× SDS's variance per UNet evaluation over
+#   8 prompts (the lowest design on 6 of them; 0.15× on the house, 0.62× on the snowman), against
+#   0.75× for antithetic + stratified alone and 0.59× for the cells alone. A batch costs 1.21×
+#   SDS's (median over prompts), so its variance × time is 0.42 [0.32, 0.52]× SDS's. This is at
+#   frozen θs, where its table cannot lag; whether it buys convergence in training is not
+#   measured yet.
