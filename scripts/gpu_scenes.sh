@@ -5,10 +5,11 @@
 # evaluations, panoramas and packing come out of it; training stops in time for them. The runs
 # live in outputs/scene_sweep_work, which a warm machine keeps between calls: call again at once
 # with the same arguments to go on. $OUT gets scene_table.{json,md}, panoramas.png, runs.tar,
-# sweep.log and records.tgz: the finished runs' result.json and panoramas (~0.25 MB a run, no
-# checkpoints). A later session goes on from them: carry the file (as, say,
-# outputs/scene_records.tgz) and set RECORDS to it; its finished runs are skipped and stay in the
-# table and the panoramas (a sweep split by method over sessions, notes/NEXT_GPU.md).
+# sweep.log and records.tgz: the finished runs' result.json, evaluations along training
+# (eval.jsonl) and panoramas (~0.25 MB a run, no checkpoints). A later session goes on from
+# them: carry the file (as, say, outputs/scene_records.tgz) and set RECORDS to it; its finished
+# runs are skipped and stay in the table and the panoramas (a sweep split by method over
+# sessions, notes/NEXT_GPU.md).
 set -uo pipefail
 : "${OUT:?set OUT to the folder for the results}"
 secs=$1; shift
@@ -27,5 +28,5 @@ dmon=$!
 python3 scripts/scene_sweep.py --out "$OUT" --work "$work" \
     --time_limit_s "$limit" "$@" 2>&1 | grep -v "Loading\|Warning\|math:" | tail -25
 kill $dmon 2>/dev/null
-(cd "$work" && ls -d */result.json pano_* 2>/dev/null | tar czf "$OUT/records.tgz" -T -)
+(cd "$work" && { ls -d */result.json pano_*; for r in */result.json; do ls -d "${r%/result.json}/eval.jsonl"; done; } 2>/dev/null | tar czf "$OUT/records.tgz" -T -)
 echo "call: $(( $(date +%s) - start )) s; finished runs: $(ls "$work"/*/result.json 2>/dev/null | wc -l)"
