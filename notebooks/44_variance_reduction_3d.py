@@ -203,9 +203,9 @@ for step, g, lo, hi, n in zip(*along.values()):
 
 # %%
 fig_c, axes_c = plt.subplots(1, 2, figsize=(14, 4.4))
-panels = (("ratios", "mean", 0.40, "variance per UNet evaluation / SDS's (± s.e.)"),
-          ("x_ratios", "x_time", 0.45, "variance × time per batch / SDS's"))
-for ax, (key, summary, bound, ylabel) in zip(axes_c, panels):
+panels = ((False, "mean", 0.40, "variance per UNet evaluation / SDS's (± s.e.)"),
+          (True, "x_time", 0.45, "variance × time per batch / SDS's"))
+for ax, (timed, summary, bound, ylabel) in zip(axes_c, panels):
     if not cells:
         break
     prompts = cells["sds"]["prompts"]
@@ -213,7 +213,7 @@ for ax, (key, summary, bound, ylabel) in zip(axes_c, panels):
         d = cells[name]
         x = np.arange(len(prompts)) + (j - 1) * 0.22
         r = np.asarray(d["ratios"])
-        y, err = (r, d["ses"]) if key == "ratios" else (r * np.asarray(d["time_ratios"]), None)
+        y, err = (r * np.asarray(d["time_ratios"]), None) if timed else (r, d["ses"])
         m = d[summary]
         ax.errorbar(x, y, yerr=err, fmt="o", ms=4, color=f"C{j}",
                     label=f"{label}: mean {m.estimate:.2f} [{m.lo:.2f}, {m.hi:.2f}]")
