@@ -286,6 +286,66 @@ if probe:
             seed=seed, data=dict(variance=variance, step=frozen.step_count))
     plt.show()
 
+# %% [markdown]
+# ## The H200 sweep: every scene, 2,000 steps
+#
+# The run above is one scene at the parameters given. The sweep (`scripts/scene_sweep.py` via
+# `scripts/gpu_scenes.sh`, one H200, `notes/scenes_h200/`) ran SDS on all six scenes for 2,000
+# steps, evaluating every 500; its table and each run's evaluations along training are committed
+# and read here in every mode. Issue 13's pass rule for a scene is classifier accuracy ≥ 0.75
+# and depth Pearson ≥ 0.5 at the end.
+
+# %%
+import json
+
+from sdlib.figures import REPO_ROOT
+
+sweep_dir = REPO_ROOT / "notes" / "scenes_h200"
+sweep_table = json.loads((sweep_dir / "scene_table.json").read_text())
+histories = {}
+for f in sorted(sweep_dir.glob("eval_*.json")):
+    histories.update(json.loads(f.read_text()))
+print("scene        method  seed  depth Pearson (step 0)  classifier (step 0)  steps")
+for r in sorted(sweep_table["runs"], key=lambda r: (r["method"], r["scene"], r["seed"])):
+    print(f"{r['scene']:12s} {r['method']:6s} {r['seed']:5d}  {r['depth_pearson']:+.2f} "
+          f"({r['start_depth_pearson']:+.2f})          {r['classifier_accuracy']:.2f} "
+          f"({r['start_classifier_accuracy']:.2f})          {r['steps_done']}")
+print("SDS scenes passing:", sweep_table["sds_scenes_passing"])
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+for j, (tag, rows) in enumerate(sorted(histories.items())):
+    rows = sorted({r["step"]: r for r in rows}.values(), key=lambda r: r["step"])
+    step = [r["step"] for r in rows]
+    label = tag.replace("_sds_s", " (SDS, seed ").replace("_", " ") + ")"
+    axes[0].plot(step, [r["depth_pearson"] for r in rows], "o-", ms=3, color=f"C{j}",
+                 label=label)
+    axes[1].plot(step, [r["classifier_accuracy"] for r in rows], "o-", ms=3, color=f"C{j}")
+for ax, bound, name in ((axes[0], 0.5, "depth Pearson"), (axes[1], 0.75, "classifier accuracy")):
+    ax.axhline(bound, color="k", lw=0.8, ls="--")
+    ax.set_xlabel("step")
+    ax.set_ylabel(f"{name} at the 8 evaluation views")
+axes[0].axhline(0.0, color="k", lw=0.5, ls=":")
+fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=6, fontsize=7)
+fig.suptitle("SDS on the six ShapeZoo scenes along training (one H200; dashed: issue 13's "
+             "pass thresholds)", fontsize=10)
+fig.tight_layout(rect=(0, 0.07, 1, 1))
+savefig(fig, "fig34_scene_sweep", out_dir=out_dir, notebook=NOTEBOOK, parameters=parameters,
+        seed=seed, data={"table": sweep_table, "histories": histories,
+                         "files": [str(f.relative_to(REPO_ROOT))
+                                   for f in sorted(sweep_dir.glob("*.json"))]})
+plt.show()
+
+# %% [markdown]
+# What it shows: the rooms climb early and stay (bedroom and kitchen pass by step 500; the
+# living room peaks at 0.48 at step 1,500 and ends at 0.36), all named right from step 500.
+# The snowy yard makes the trade of the outdoor scenes plain: at step 500 its depth is right
+# (0.58) and the classifier names no view; by step 1,000 every view is named right and the
+# depth is gone (−0.00, then −0.31): the tree that makes each view recognisable is painted near
+# the camera in every view (the panorama, `notes/scenes_h200/panoramas.png`). The garden's depth
+# falls as the house's roof spreads over every view; the street swings from −0.38 to +0.61, so
+# one run's end point is a noisy summary.
+
 # %%
 print(f"notebook time {time.time() - t_start:.1f} s")
 
@@ -306,6 +366,9 @@ print(f"notebook time {time.time() - t_start:.1f} s")
 # the last section measures at a frozen θ. At the smoke run's θ (one step, 2 × 2 × 2 draws) its
 # intervals are too wide to say. The answer needs the GPU run at the default 2,000 steps and a
 # 6 × 4 × 8 probe; `scripts/scene_sweep.py` runs every scene and method over seeds.
+#
+# On the H200 sweep (section above), SDS passes 3 of 6 scenes (bedroom, kitchen, street), one
+# short of issue 13's 4.
 #
 # Outdoor scenes are the hard case. A small CPU run of SDS on the garden
 # (`notes/scenes_cpu/README.md`, 400 steps at 32²) paints the house's red roof across the top of
