@@ -67,6 +67,7 @@ from sdlib.figures import resolve_out_dir
 
 out_dir = str(resolve_out_dir(out_dir))  # "" -> outputs/figures; `make figures` writes figures/
 
+import json
 import time
 from dataclasses import replace
 
@@ -75,7 +76,7 @@ import numpy as np
 import torch
 
 from sdlib.cameras import SCENE_CAMERAS
-from sdlib.figures import savefig
+from sdlib.figures import REPO_ROOT, savefig
 from sdlib.nerf.hashgrid import HashGridConfig
 from sdlib.nerf.render import RenderConfig
 from sdlib.priors import DepthPrior, DiffusionPrior
@@ -296,21 +297,12 @@ if probe:
 # and depth Pearson ≥ 0.5 at the end.
 
 # %%
-import json
-
-from sdlib.figures import REPO_ROOT
-
 sweep_dir = REPO_ROOT / "notes" / "scenes_h200"
 sweep_table = json.loads((sweep_dir / "scene_table.json").read_text())
 histories = {}
 for f in sorted(sweep_dir.glob("eval_*.json")):
     histories.update(json.loads(f.read_text()))
-print("scene        method  seed  depth Pearson (step 0)  classifier (step 0)  steps")
-for r in sorted(sweep_table["runs"], key=lambda r: (r["method"], r["scene"], r["seed"])):
-    print(f"{r['scene']:12s} {r['method']:6s} {r['seed']:5d}  {r['depth_pearson']:+.2f} "
-          f"({r['start_depth_pearson']:+.2f})          {r['classifier_accuracy']:.2f} "
-          f"({r['start_classifier_accuracy']:.2f})          {r['steps_done']}")
-print("SDS scenes passing:", sweep_table["sds_scenes_passing"])
+print((sweep_dir / "scene_table.md").read_text())  # scripts/scene_sweep.py's table
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(12, 4))
