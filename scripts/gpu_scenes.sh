@@ -9,13 +9,14 @@
 # (eval.jsonl) and panoramas (~0.25 MB a run, no checkpoints). A later session goes on from
 # them: carry the file (as, say, outputs/scene_records.tgz) and set RECORDS to it; its finished
 # runs are skipped and stay in the table and the panoramas (a sweep split by method over
-# sessions, notes/NEXT_GPU.md).
+# sessions, notes/NEXT_GPU.md). WORK (default outputs/scene_sweep_work) moves the run folder, so
+# that two sweeps can share a machine, each with CUDA_VISIBLE_DEVICES and OUT of its own.
 set -uo pipefail
 : "${OUT:?set OUT to the folder for the results}"
 secs=$1; shift
 start=$(date +%s)
 source scripts/gpu_setup.sh
-work=outputs/scene_sweep_work
+work=${WORK:-outputs/scene_sweep_work}
 if [ -n "${RECORDS:-}" ]; then
     mkdir -p "$work" && tar xzf "$RECORDS" -C "$work" || exit 1
     echo "records: $(ls "$work"/*/result.json 2>/dev/null | wc -l) finished runs from $RECORDS"
