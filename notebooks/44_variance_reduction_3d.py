@@ -39,7 +39,9 @@
 # Then convergence: SDS + μ(t) + stratified against SDS in the sweep (notebook 42's measures).
 #
 # Section 3 adds a control variate across (camera, timestep) cells, measured apart on 8 prompts
-# (`notes/cell_cv_h200/`, committed; read in every mode).
+# (`notes/cell_cv_h200/`, committed; read in every mode). Section 4 asks whether it buys
+# convergence: SDS, SSD and the cells design trained for 2,000 steps on the shipped priors
+# (`notes/claims_2000_h200/runs.json.gz`, committed; read in every mode).
 #
 # **Seconds are contended** (16 processes shared the GPU), so the "× time" column orders designs
 # only roughly. **Data**: `notes/claims_h200/runs.json.gz`. `smoke=True` runs a tiny CPU sweep
@@ -57,6 +59,7 @@ device: str = "cpu"  # unused: the measurements ran on the GPU
 smoke: bool = False  # run a tiny CPU sweep instead of reading the committed one
 out_dir: str = ""  # figures + sidecars; empty: a scratch folder (outputs/figures), never figures/
 sweep: str = ""  # a sweep folder or compact file; empty: the committed H200 sweep (or smoke's)
+convergence_sweep: str = ""  # section 4's sweep; empty: the committed 2,000-step H200 sweep
 n_boot: int = 2000  # bootstrap resamples
 
 # %%
@@ -65,6 +68,7 @@ from sdlib.figures import resolve_out_dir
 out_dir = str(resolve_out_dir(out_dir))  # "" -> outputs/figures; `make figures` writes figures/
 
 import math
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -74,7 +78,7 @@ from sdlib.figures import REPO_ROOT, savefig
 
 NOTEBOOK = "44_variance_reduction_3d.ipynb"
 parameters = dict(seed=seed, device=device, smoke=smoke, out_dir=out_dir, sweep=sweep,
-                  n_boot=n_boot)
+                  convergence_sweep=convergence_sweep, n_boot=n_boot)
 if smoke:
     n_boot = 200
 path, runs, meta = claims.open_sweep(sweep, smoke)
@@ -236,6 +240,107 @@ savefig(fig_c, "fig44_cell_control_variate", out_dir=out_dir, notebook=NOTEBOOK,
                               "mean": d["mean"].as_dict(), "x_time": d["x_time"].as_dict()}
                           for k, d in cells.items()},
               "along_training": along})
+plt.show()
+
+# %% [markdown]
+# ## 4. Does it buy convergence? 2,000 steps on the shipped priors
+#
+# Issue 12's item 7: SDS, SSD as published (depth baseline, learned channel μ) and the best
+# design of section 3 (cells + antithetic + stratified), each trained for 2,000 steps on the
+# 8 benchmark prompts and evaluated every 100 steps against the ground truth
+# (`scripts/claims_sweep.py main --methods sds ssd cells`; `meta["sessions"]` names each GPU
+# call). For each (prompt, seed), the steps (and contended seconds) a method needs to reach 95%
+# of SDS's final value, over SDS's: the crossing is interpolated between evaluations
+# (`interpolate=True`), the median ratio over pairs has a paired bootstrap interval. The light
+# probes along training give each run's own variance: SSD's estimator against SDS's at SSD's θ
+# on the same draws, and the cells run's table against the same design without it.
+
+# %%
+conv_path = Path(convergence_sweep) if convergence_sweep else claims.CONVERGENCE
+conv_runs, conv_meta = claims.load_runs(conv_path), claims.load_meta(conv_path)
+seeds_done = sorted({r.seed for r in conv_runs if r.done})
+print(f"{conv_path.name}: {sum(r.done for r in conv_runs)} finished runs, seeds {seeds_done}, "
+      f"{len({r.prompt for r in conv_runs})} prompts, sessions "
+      f"{[s['name'] for s in conv_meta.get('sessions', [])]}")
+conv_metrics = ("mask_iou", "psnr", "depth_pearson", "classifier_accuracy")
+conv_stt = {(m, x): claims.steps_to_threshold(conv_runs, m, 0.95, x=x, n_boot=n_boot,
+                                              interpolate=True)
+            for m in conv_metrics for x in ("step", "train_seconds")}
+for (m, x), d in conv_stt.items():
+    for label, v in d.items():
+        print(f"{m:20s} {x:13s} {label:38s} ratio {v['median']}  censored {v['censored']}")
+conv_quality = claims.final_quality(conv_runs, n_boot=n_boot)
+for label, d in conv_quality.items():
+    if label != "SDS":
+        print(f"{label:38s} final − SDS's: " + ", ".join(
+            f"{m} {v['diff_to_sds']}" for m, v in d.items()))
+conv_paired = claims.paired_ratio_curves(conv_runs, part="total", n_boot=n_boot)
+conv_cells = claims.own_cells_curve(conv_runs, n_boot=n_boot)
+
+# %%
+fig_v, axes_v = plt.subplots(2, 2, figsize=(13, 8.5))
+for ax, x, xlabel in ((axes_v[0, 0], "step", "step"),
+                      (axes_v[0, 1], "train_seconds", "training seconds (contended, median)")):
+    claims.plot_curves(ax, claims.metric_curves(conv_runs, "psnr", x=x,
+                                                n_boot=min(n_boot, 1000)), "mean", x="x")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("PSNR (dB), mean and 95% CI over runs")
+    ax.legend(fontsize=7)
+axes_v[0, 0].set_title("(a) ground-truth PSNR against steps", fontsize=10)
+axes_v[0, 1].set_title("(b) against seconds", fontsize=10)
+ax = axes_v[1, 0]
+others = [lb for lb in conv_quality if lb != "SDS"]
+for j, label in enumerate(others):
+    for k, m in enumerate(conv_metrics):
+        for dx, (x, marker) in enumerate((("step", "o"), ("train_seconds", "x"))):
+            v = conv_stt[(m, x)].get(label)
+            if v is None or not math.isfinite(v["median"].estimate):
+                continue
+            ci = v["median"]
+            pos = k + (j - 0.5) * 0.3 + dx * 0.1
+            ax.errorbar(pos, ci.estimate, yerr=[[ci.estimate - ci.lo], [ci.hi - ci.estimate]],
+                        fmt=marker, color=claims.method_colour(label), ms=5,
+                        label=f"{label}, {'steps' if x == 'step' else 'seconds'}" if k == 0
+                        else None)
+ax.axhline(1.0, color="k", lw=0.8, ls=":")
+ax.set_xticks(range(len(conv_metrics)), [m.replace("_", " ") for m in conv_metrics],
+              fontsize=8)
+ax.set_ylabel("to 95% of SDS's final, / SDS's (median, 95% CI)")
+ax.set_title("(c) steps and seconds to threshold, over SDS's", fontsize=10)
+ax.legend(fontsize=7)
+ax = axes_v[1, 1]
+for label, c in conv_paired.items():
+    ax.plot(c["step"], c["gmean"], "o-", ms=3, color=claims.method_colour(label),
+            label=f"{label}: own estimator / SDS's, same θ and draws")
+    ax.fill_between(c["step"], c["lo"], c["hi"], color=claims.method_colour(label), alpha=0.18,
+                    lw=0)
+if conv_cells["step"]:
+    ax.plot(conv_cells["step"], conv_cells["gmean"], "s-", ms=3,
+            color=claims.method_colour(cells_label), label="cells run: its table / without it")
+    ax.fill_between(conv_cells["step"], conv_cells["lo"], conv_cells["hi"],
+                    color=claims.method_colour(cells_label), alpha=0.18, lw=0)
+ax.axhline(1.0, color="k", lw=0.8, ls=":")
+ax.set_yscale("log")
+ax.set_xlabel("step")
+ax.set_ylabel("θ-gradient variance ratio (geometric mean, 95% CI)")
+ax.set_title("(d) each run's own variance along training", fontsize=10)
+ax.legend(fontsize=7)
+fig_v.suptitle(f"Convergence at 2,000 steps: {len({r.prompt for r in conv_runs})} prompts × "
+               f"seeds {seeds_done} (H200 sweep)", fontsize=10)
+fig_v.tight_layout()
+savefig(fig_v, "fig44_convergence", out_dir=out_dir, notebook=NOTEBOOK, parameters=parameters,
+        seed=seed, data={
+            **claims.provenance(conv_path, conv_meta), "sessions": conv_meta.get("sessions"),
+            "seeds": seeds_done,
+            "steps_to_threshold": {f"{m}/{x}": {lb: {"median": v["median"].as_dict(),
+                                                     "censored": v["censored"],
+                                                     "ratios": [r if math.isfinite(r) else None
+                                                                for r in v["ratios"]]}
+                                                for lb, v in d.items()}
+                                   for (m, x), d in conv_stt.items()},
+            "final_minus_sds": {lb: {m: v["diff_to_sds"].as_dict() for m, v in d.items()}
+                                for lb, d in conv_quality.items()},
+            "paired_variance": conv_paired, "cells_own_table": conv_cells})
 plt.show()
 
 # %% [markdown]

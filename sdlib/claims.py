@@ -458,20 +458,33 @@ def metric_curves(runs: Sequence[Run], metric: str = "mask_iou", x: str = "step"
     return out
 
 
-def _first_reach(run: Run, metric: str, threshold: float, x: str) -> float:
+def _first_reach(run: Run, metric: str, threshold: float, x: str,
+                 interpolate: bool = False) -> float:
+    prev = None
     for e in run.evals:
-        if float(e[metric]) >= threshold:
-            return float(e["step"] if x == "step" else e.get("train_seconds", math.nan))
+        xe = float(e["step"] if x == "step" else e.get("train_seconds", math.nan))
+        ve = float(e[metric])
+        if ve >= threshold:
+            if not interpolate or prev is None:
+                return xe
+            x0, v0 = prev  # the crossing on the line between the two evaluations around it
+            return x0 + (threshold - v0) / (ve - v0) * (xe - x0)
+        prev = (xe, ve)
     return math.inf
 
 
 def steps_to_threshold(runs: Sequence[Run], metric: str = "mask_iou", fraction: float = 0.95,
-                       x: str = "step", n_boot: int = 2000) -> dict[str, dict[str, Any]]:
+                       x: str = "step", n_boot: int = 2000,
+                       interpolate: bool = False) -> dict[str, dict[str, Any]]:
     """Steps (or seconds) to reach ``fraction`` × SDS's final value, as ratios to SDS's.
 
     For each (prompt, seed) with a finished SDS run and a finished run of the method, the
     threshold is ``fraction * SDS_final`` (``metric`` must be higher-is-better); the ratio is
-    ``x_method / x_SDS`` (``inf`` if the method never reaches it: censored).
+    ``x_method / x_SDS`` (``inf`` if the method never reaches it: censored). A run's ``x`` is
+    its first evaluation at or above the threshold; with ``interpolate``, the crossing on the
+    straight line between that evaluation and the one before it (evaluations every 100 steps
+    otherwise round every ratio of an early crossing to 1; a run already above at its first
+    evaluation keeps that evaluation's ``x``).
 
     Returns ``{label: {"median": Interval, "ratios": [...], "pairs": [...], "censored": int}}``
     (median ratio over pairs with a paired bootstrap interval).
@@ -491,8 +504,8 @@ def steps_to_threshold(runs: Sequence[Run], metric: str = "mask_iou", fraction: 
             if base is None:
                 continue
             thr = fraction * base.final(metric)
-            x_base = _first_reach(base, metric, thr, x)
-            x_own = _first_reach(r, metric, thr, x)
+            x_base = _first_reach(base, metric, thr, x, interpolate)
+            x_own = _first_reach(r, metric, thr, x, interpolate)
             ratios.append(x_own / x_base)
             pairs.append(r.pair)
         if ratios:
@@ -637,10 +650,13 @@ def smoke_sweep(folder: str | Path | None = None, timeout: float = 600) -> Path:
 
 # ---------------------------------------------------------------------- figures
 COLOURS = {"SDS": "#1f77b4", "SSD (paper)": "#d62728", "VSD": "#2ca02c",
-           "SDS + μ(t) + stratified": "#9467bd"}
+           "SDS + μ(t) + stratified": "#9467bd",
+           "SDS + cells + antithetic + stratified": "#ff7f0e"}
 
 
-def _colour(label: str) -> str:
+def method_colour(label: str) -> str:
+    """The colour of a method's curves in every claims figure (grey for a label not in
+    :data:`COLOURS`)."""
     return COLOURS.get(label, "#7f7f7f")
 
 
@@ -650,8 +666,8 @@ def plot_curves(ax: Any, curves: dict[str, dict[str, list[Any]]], y: str, x: str
     method (:data:`COLOURS`)."""
     for label, c in curves.items():
         xs = np.asarray(c[x], dtype=float)
-        ax.plot(xs, c[y], "o-", ms=3, color=_colour(label), label=label)
-        ax.fill_between(xs, c["lo"], c["hi"], color=_colour(label), alpha=0.18, lw=0)
+        ax.plot(xs, c[y], "o-", ms=3, color=method_colour(label), label=label)
+        ax.fill_between(xs, c["lo"], c["hi"], color=method_colour(label), alpha=0.18, lw=0)
     if ref is not None:
         ax.axhline(ref, color="k", lw=0.8, ls=":")
     if log:
@@ -660,6 +676,10 @@ def plot_curves(ax: Any, curves: dict[str, dict[str, list[Any]]], y: str, x: str
 
 COMMITTED = Path(__file__).resolve().parent.parent / "notes" / "claims_h200" / "runs.json.gz"
 """The committed H200 claims sweep (see its ``meta`` for machine, command and priors)."""
+
+CONVERGENCE = COMMITTED.parent.parent / "claims_2000_h200" / "runs.json.gz"
+"""The committed 2,000-step sweep on the shipped priors (issue 12, item 7), grown session by
+session (``scripts/claims_carry.py``; its ``meta["sessions"]`` names each call)."""
 
 
 def resolve_sweep(sweep: str | Path = "", smoke: bool = False) -> Path:

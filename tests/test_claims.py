@@ -48,6 +48,11 @@ def test_steps_to_threshold_ratios_and_censoring() -> None:
     assert secs["SSD (paper)"]["ratios"][0] == pytest.approx(10.0 / 20.0)
     with pytest.raises(ValueError, match="lower-is-better"):
         claims.steps_to_threshold(runs, "color_delta_e")
+    # interpolated crossings: SDS "a" crosses 0.95 halfway between 150 (0.9) and 200 (1.0),
+    # SSD "a" at 50 + 50 * 0.45 / 0.46 between 50 (0.5) and 100 (0.96)
+    lin = claims.steps_to_threshold(runs, "mask_iou", 0.95, n_boot=50, interpolate=True)
+    assert lin["SSD (paper)"]["ratios"][0] == pytest.approx((50 + 50 * 0.45 / 0.46) / 175)
+    assert math.isinf(lin["SSD (paper)"]["ratios"][1])
 
 
 def test_final_quality_pairs_by_prompt_and_seed_and_curves_keep_common_pairs() -> None:
