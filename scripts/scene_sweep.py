@@ -20,10 +20,11 @@ lent GPU machine ``--work`` survives between calls while the machine stays warm:
 ``..._NAME``, shown as ``SDS + NAME`` in the table, and not probed; ``config.json`` in each run's
 folder holds the exact config.
 
-Writes to ``--out`` (at most 6 files): ``scene_table.json`` (every run, and the per-scene,
+Writes to ``--out``: ``scene_table.json`` (every run, and the per-scene,
 per-method means over seeds), ``scene_table.md`` (depth Pearson and classifier accuracy of the
 untrained field beside the final ones: the initial shell, or a floor, scores alone,
-``notes/scenes_cpu``), ``panoramas.png`` (seed 0: for each scene, the truth and each run, a run
+``notes/scenes_cpu``), ``panoramas.png`` (the first seed; ``panoramas_s<seed>.png`` for each
+other: for each scene, the truth and each run, a run
 cut by the limit titled with its step; 12 views from inside, in colour and in depth: turbo over
 [0, 4], near blue, empty white), ``runs.tar`` (per-run eval
 logs) and ``sweep.log``. With ``--probe K,T,N`` (default 6,4,8) each scene's finished SDS run of the
@@ -166,14 +167,14 @@ def _worker(args) -> None:
             (out / tag / "result.json").write_text(json.dumps(record) + "\n")
         with open(out / f"results_{args.worker}.jsonl", "a") as fh:
             fh.write(json.dumps(record) + "\n")
-        if task["seed"] == args.seeds[0]:  # partial runs too (titled with their step)
-            pano = trainer.render_eval(scene_eval_cameras(12, device=args.device), 64)
-            (out / f"pano_{tag}.json").write_text(json.dumps(
-                {"step": trainer.step_count, "partial": bool(record.get("partial"))}))
-            np.save(out / f"pano_{tag}.npy",
-                    (pano.rgb.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy())
-            depth = torch.where(pano.mask > 0.5, pano.depth, torch.nan)
-            np.save(out / f"pano_{tag}_depth.npy", depth.half().cpu().numpy())
+        # every run, partial ones too (titled with their step)
+        pano = trainer.render_eval(scene_eval_cameras(12, device=args.device), 64)
+        (out / f"pano_{tag}.json").write_text(json.dumps(
+            {"step": trainer.step_count, "partial": bool(record.get("partial"))}))
+        np.save(out / f"pano_{tag}.npy",
+                (pano.rgb.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy())
+        depth = torch.where(pano.mask > 0.5, pano.depth, torch.nan)
+        np.save(out / f"pano_{tag}_depth.npy", depth.half().cpu().numpy())
         print(json.dumps(record), flush=True)
         del trainer
         torch.cuda.empty_cache()
@@ -235,16 +236,55 @@ def _depth_image(depth):
     return (rgb[..., :3] * 255).round().astype(np.uint8)
 
 
-def _aggregate(args) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
+def _panoramas(args, work: Path, path: Path, scenes: list[str], seed: int) -> None:
+    """``path``: per scene the truth and each method's run of ``seed`` at 12 inside-out views,
+    in colour and in depth (the runs' ``pano_*.npy``; a run without one is left out)."""
     import matplotlib.pyplot as plt
     import numpy as np
     import torch
 
     from sdlib.shapezoo import get_scene, render
     from sdlib.shapezoo.scene_metrics import scene_eval_cameras
+
+    labels = [_label({"method": m, "variant": v}) for v, _ in _variants(args)
+              for m in args.methods]
+    rows = []
+    cams = scene_eval_cameras(12)
+    for s in scenes:
+        truth = render(get_scene(s), cams, 64, 64)
+        rows.append((f"{s}: truth", (truth.rgb.clamp(0, 1) * 255).round().byte().numpy()))
+        true_depth = torch.where(truth.mask > 0.5, truth.depth, torch.nan).numpy()
+        rows.append((f"{s}: truth depth", _depth_image(true_depth)))
+        for label in labels:
+            method, _, variant = label.partition("+")
+            run = {"scene": s, "method": method, "seed": seed,
+                   "variant": variant or "preset"}
+            f = work / f"pano_{_tag(run)}.npy"
+            info = f.with_suffix(".json")
+            when = ""
+            if info.exists():
+                meta = json.loads(info.read_text())
+                when = f" (step {meta['step']}{', partial' if meta['partial'] else ''})"
+            if f.exists():
+                rows.append((f"{s}: {label.upper()}{when}", np.load(f)))
+            f = f.with_name(f.stem + "_depth.npy")
+            if f.exists():
+                rows.append((f"{s}: {label.upper()} depth{when}", _depth_image(np.load(f))))
+    if rows:
+        fig, axes = plt.subplots(len(rows), 1, figsize=(14, 1.35 * len(rows)), squeeze=False)
+        for ax, (title, imgs) in zip(axes[:, 0], rows):
+            ax.imshow(np.concatenate(list(imgs), axis=1))
+            ax.set_title(title, fontsize=7, loc="left")
+            ax.axis("off")
+        fig.tight_layout()
+        fig.savefig(path, dpi=80)
+        plt.close(fig)
+
+
+def _aggregate(args) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
 
     out = Path(args.out)
     work = Path(args.work)
@@ -310,40 +350,9 @@ def _aggregate(args) -> None:
                  f"({', '.join(sds_ok) or 'none'}); acceptance needs 4.")
     (out / "scene_table.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
-    # panoramas: per scene the truth and each method (seed 0)
-    scenes = list(table)
-    labels = [_label({"method": m, "variant": v}) for v, _ in _variants(args)
-              for m in args.methods]
-    rows = []
-    cams = scene_eval_cameras(12)
-    for s in scenes:
-        truth = render(get_scene(s), cams, 64, 64)
-        rows.append((f"{s}: truth", (truth.rgb.clamp(0, 1) * 255).round().byte().numpy()))
-        true_depth = torch.where(truth.mask > 0.5, truth.depth, torch.nan).numpy()
-        rows.append((f"{s}: truth depth", _depth_image(true_depth)))
-        for label in labels:
-            method, _, variant = label.partition("+")
-            run = {"scene": s, "method": method, "seed": args.seeds[0],
-                   "variant": variant or "preset"}
-            f = work / f"pano_{_tag(run)}.npy"
-            info = f.with_suffix(".json")
-            when = ""
-            if info.exists():
-                meta = json.loads(info.read_text())
-                when = f" (step {meta['step']}{', partial' if meta['partial'] else ''})"
-            if f.exists():
-                rows.append((f"{s}: {label.upper()}{when}", np.load(f)))
-            f = f.with_name(f.stem + "_depth.npy")
-            if f.exists():
-                rows.append((f"{s}: {label.upper()} depth{when}", _depth_image(np.load(f))))
-    if rows:
-        fig, axes = plt.subplots(len(rows), 1, figsize=(14, 1.35 * len(rows)), squeeze=False)
-        for ax, (title, imgs) in zip(axes[:, 0], rows):
-            ax.imshow(np.concatenate(list(imgs), axis=1))
-            ax.set_title(title, fontsize=7, loc="left")
-            ax.axis("off")
-        fig.tight_layout()
-        fig.savefig(out / "panoramas.png", dpi=80)
+    for seed in args.seeds:  # panoramas.png for the first seed, panoramas_s<seed>.png after
+        _panoramas(args, work, out / ("panoramas.png" if seed == args.seeds[0]
+                                      else f"panoramas_s{seed}.png"), list(table), seed)
     with tarfile.open(out / "runs.tar", "w") as tar:
         for f in sorted(work.glob("*/eval.jsonl")) + sorted(work.glob("*/metrics.jsonl")):
             tar.add(f, arcname=str(f.relative_to(work)))

@@ -45,12 +45,16 @@ def test_a_cut_run_resumes_and_a_finished_one_is_skipped(tmp_path) -> None:
 def test_variants_run_the_grid_again_with_overrides(tmp_path) -> None:
     cmd = [sys.executable, str(SCRIPT), "--smoke", "--device", "cpu", "--out",
            str(tmp_path / "out"), "--work", str(tmp_path / "work"), "--methods", "sds",
-           "--scenes", "garden", "--seeds", "0", "--steps", "2", "--eval_every", "0",
+           "--scenes", "garden", "--seeds", "0", "1", "--steps", "2", "--eval_every", "0",
            "--jobs_per_gpu", "1", "--probe", "", "--variant", "preset:",
            "--variant", "clear15:nerf.blob_radius=1.5,guidance_scale=20"]
     subprocess.run(cmd, check=True, capture_output=True, timeout=300)
     table = json.loads((tmp_path / "out" / "scene_table.json").read_text())
-    assert sorted(r["variant"] for r in table["runs"]) == ["clear15", "preset"]
+    assert sorted(r["variant"] for r in table["runs"]) == ["clear15"] * 2 + ["preset"] * 2
+    # every run's panorama is kept (records carry them); one figure per seed
+    assert (tmp_path / "work" / "pano_garden_sds_s1_clear15.npy").exists()
+    assert (tmp_path / "out" / "panoramas.png").exists()
+    assert (tmp_path / "out" / "panoramas_s1.png").exists()
     assert set(table["means"]["garden"]) == {"sds", "sds+clear15"}
     assert set(table["sds_scenes_passing_by_variant"]) == {"sds", "sds+clear15"}
     config = json.loads((tmp_path / "work" / "garden_sds_s0_clear15" / "config.json").read_text())
