@@ -20,12 +20,13 @@ lent GPU machine ``--work`` survives between calls while the machine stays warm:
 ``..._NAME``, shown as ``SDS + NAME`` in the table, and not probed; ``config.json`` in each run's
 folder holds the exact config.
 
-Writes to ``--out``: ``scene_table.json`` (every run, and the per-scene,
-per-method means over seeds), ``scene_table.md`` (depth Pearson and classifier accuracy of the
-untrained field beside the final ones: the initial shell, or a floor, scores alone,
-``notes/scenes_cpu``), ``panoramas.png`` (the first seed; ``panoramas_s<seed>.png`` for each
-other: for each scene, the truth and each run, a run
-cut by the limit titled with its step; 12 views from inside, in colour and in depth: turbo over
+Writes to ``--out``: ``scene_table.json`` (every run, and the per-scene, per-method means
+over seeds), ``scene_table.md`` (depth Pearson and classifier accuracy of the untrained field
+beside the final ones: the initial shell, or a floor, scores alone, ``notes/scenes_cpu``; the
+depth spread, std of the result's depth over the truth's: a shell at one distance has a Pearson
+of either sign and a spread near 0), ``panoramas.png`` (the first seed;
+``panoramas_s<seed>.png`` for each other: for each scene, the truth and each run, a run cut by
+the limit titled with its step; 12 views from inside, in colour and in depth: turbo over
 [0, 4], near blue, empty white), ``runs.tar`` (per-run eval
 logs) and ``sweep.log``. With ``--probe K,T,N`` (default 6,4,8) each scene's finished SDS run of the
 first seed is also probed at its trained θ: SDS, SSD with the depth baseline and SSD with the
@@ -300,7 +301,7 @@ def _aggregate(args) -> None:
                     "steps_done", -1):
                 latest[key] = r
     runs += list(latest.values())
-    keys = ("depth_pearson", "psnr", "color_error", "classifier_accuracy",
+    keys = ("depth_pearson", "depth_spread", "psnr", "color_error", "classifier_accuracy",
             "start_depth_pearson", "start_classifier_accuracy")
     table: dict = {}
     for r in runs:
@@ -321,13 +322,14 @@ def _aggregate(args) -> None:
                "sds_acceptance": len(sds_ok) >= 4, "args": {k: v for k, v in vars(args).items()
                                                             if k not in ("worker", "n_workers")}}
     (out / "scene_table.json").write_text(json.dumps(summary, indent=1) + "\n")
-    lines = ["| scene | method | depth Pearson (at step 0) | PSNR | ΔE | classifier acc. (at "
-             "step 0) | seeds | steps |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| scene | method | depth Pearson (at step 0) | depth spread | PSNR | ΔE | classifier "
+             "acc. (at step 0) | seeds | steps |", "|---|---|---|---|---|---|---|---|---|"]
     for s, ms in means.items():
         for m, v in ms.items():
             name = m.upper().replace("+", " + ")
             lines.append(f"| {s} | {name} | {v['depth_pearson']:.3f} "
-                         f"({v['start_depth_pearson']:.2f}) | {v['psnr']:.2f} | "
+                         f"({v['start_depth_pearson']:.2f}) | {v['depth_spread']:.2f} | "
+                         f"{v['psnr']:.2f} | "
                          f"{v['color_error']:.1f} | {v['classifier_accuracy']:.2f} "
                          f"({v['start_classifier_accuracy']:.2f}) | {v['seeds']} | "
                          f"{v['steps_done']} |")

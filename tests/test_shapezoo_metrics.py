@@ -11,6 +11,7 @@ from sdlib.cameras import eval_cameras
 from sdlib.shapezoo import (
     chamfer_distance,
     depth_pearson,
+    depth_spread,
     evaluate,
     get_object,
     mask_iou,
@@ -47,6 +48,19 @@ def test_depth_pearson_hand_computed() -> None:
     other = torch.tensor([[1.0, 1.0, 0.0, 0.0]])
     assert depth_pearson(a, c, mask, other).item() == pytest.approx(1.0)  # (1, 2) vs (1, 3)
     assert math.isnan(depth_pearson(a, c, mask, torch.zeros(1, 4)).item())
+
+
+def test_depth_spread_hand_computed() -> None:
+    mask = torch.tensor([[1.0, 1.0, 1.0, 0.0]])
+    a = torch.tensor([[1.0, 2.0, 3.0, 100.0]])
+    assert depth_spread(a, a, mask, mask).item() == pytest.approx(1.0)
+    assert depth_spread(0.5 * a + 7, a, mask, mask).item() == pytest.approx(0.5)  # scale only
+    assert depth_spread(torch.full_like(a, 2.0), a, mask, mask).item() == 0.0  # a flat shell
+    flipped = torch.tensor([[3.0, 2.0, 1.0, 0.0]])  # anticorrelated, same spread
+    assert depth_spread(flipped, a, mask, mask).item() == pytest.approx(1.0)
+    other = torch.tensor([[1.0, 1.0, 0.0, 0.0]])  # only (1, 2) vs (1, 2) of the overlap
+    assert depth_spread(2 * a, a, mask, other).item() == pytest.approx(2.0)
+    assert math.isnan(depth_spread(a, torch.ones_like(a), mask, mask).item())
 
 
 def test_psnr_hand_computed() -> None:

@@ -106,6 +106,36 @@ def depth_pearson(pred_depth: Tensor, true_depth: Tensor, pred_mask: Tensor, tru
     return r.mean().float()
 
 
+def depth_spread(pred_depth: Tensor, true_depth: Tensor, pred_mask: Tensor, true_mask: Tensor,
+                 threshold: float = 0.5) -> Tensor:
+    """Mean over images of ``std(pred) / std(true)`` of the depths inside ``pred ∩ true`` masks.
+
+    Pearson is blind to scale: a field whose depth barely varies (a shell at one distance)
+    correlates with the truth through its small wobbles, and the sign of that correlation is
+    luck. The spread says how much of the true depth's variation the result has: 1 for the
+    truth, 0 for a constant depth.
+
+    Args:
+        pred_depth, true_depth: ``[B, H, W]`` (or ``[B, 1, H, W]``, ``[H, W]``).
+        pred_mask, true_mask: same shapes, binarised at ``threshold``.
+
+    Returns:
+        Scalar tensor ≥ 0; NaN if no image has 2 or more overlapping pixels with non-constant
+        true depth.
+    """
+    a, b = _flat(pred_depth).double(), _flat(true_depth).double()
+    m = ((_flat(pred_mask) > threshold) & (_flat(true_mask) > threshold)).double()
+    n = m.sum(-1)
+    mean_a = (a * m).sum(-1) / n.clamp_min(1)
+    mean_b = (b * m).sum(-1) / n.clamp_min(1)
+    var_a = (((a - mean_a[:, None]) * m) ** 2).sum(-1)
+    var_b = (((b - mean_b[:, None]) * m) ** 2).sum(-1)
+    ok = (n >= 2) & (var_b > 0)
+    if not bool(ok.any()):
+        return torch.tensor(math.nan)
+    return torch.sqrt(var_a[ok] / var_b[ok]).mean().float()
+
+
 def psnr(pred_rgb: Tensor, true_rgb: Tensor, max_value: float = 1.0) -> Tensor:
     """Mean over images of ``10 log10(max_value^2 / MSE)``; ``[B, ...]`` or one ``[H, W, 3]``.
 

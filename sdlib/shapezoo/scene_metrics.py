@@ -9,6 +9,10 @@ the scene (:func:`~sdlib.shapezoo.render.render`), each metric **per image**, th
 * ``depth_pearson``: Pearson correlation of the depths over the pixels where both masks are set
   (:func:`~sdlib.shapezoo.metrics.depth_pearson`); in a scene the true mask is everything but
   the sky, so this measures the layout (near floor, far walls, objects in front);
+* ``depth_spread``: ``std(result depth) / std(true depth)`` over the same pixels
+  (:func:`~sdlib.shapezoo.metrics.depth_spread`): Pearson is blind to scale, so a shell at one
+  distance scores a Pearson of either sign from its small wobbles; the spread shows it (0 for a
+  constant depth, 1 for the truth);
 * ``psnr``: of the RGB over all pixels (:func:`~sdlib.shapezoo.metrics.psnr`);
 * ``color_error``: mean CIE76 colour difference over all pixels,
   :math:`\Delta E = \|\mathrm{Lab}(x) - \mathrm{Lab}(y)\|_2` (:func:`delta_e`), with Lab from sRGB
@@ -25,8 +29,8 @@ the scene (:func:`~sdlib.shapezoo.render.render`), each metric **per image**, th
 >>> truth = render("a kitchen with a table and a white mug", cams, 16, 16)
 >>> s = evaluate_scene(truth, "a kitchen with a table and a white mug", n_views=4, height=16,
 ...                    width=16)
->>> s["depth_pearson"], s["color_error"]
-(1.0, 0.0)
+>>> s["depth_pearson"], s["depth_spread"], s["color_error"]
+(1.0, 1.0, 0.0)
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from sdlib.cameras import SCENE_CAMERAS, Cameras, eval_cameras
-from sdlib.shapezoo.metrics import depth_pearson, mask_iou, psnr
+from sdlib.shapezoo.metrics import depth_pearson, depth_spread, mask_iou, psnr
 from sdlib.shapezoo.render import RenderResult, render
 from sdlib.shapezoo.scenes import Scene, get_scene
 
@@ -139,7 +143,8 @@ def evaluate_scene(
         device: device of the cameras and true renders.
 
     Returns:
-        ``{"depth_pearson", "psnr", "color_error", "color_error_mask", "mask_iou", "n_views"}``
+        ``{"depth_pearson", "depth_spread", "psnr", "color_error", "color_error_mask",
+        "mask_iou", "n_views"}``
         (+ ``"classifier_accuracy"``), see the module docstring.
     """
     scene = get_scene(scene)
@@ -158,6 +163,7 @@ def evaluate_scene(
     inside = true.mask > 0.5
     scores = {
         "depth_pearson": float(depth_pearson(result.depth, true.depth, result.mask, true.mask)),
+        "depth_spread": float(depth_spread(result.depth, true.depth, result.mask, true.mask)),
         "psnr": float(psnr(result.rgb, true.rgb)),
         "color_error": float(de.mean()),
         "color_error_mask": float(de[inside].mean()) if inside.any() else math.nan,
