@@ -370,5 +370,14 @@ plt.show()
 #   8 prompts (the lowest design on 6 of them; 0.15× on the house, 0.62× on the snowman), against
 #   0.75× for antithetic + stratified alone and 0.59× for the cells alone. A batch costs 1.21×
 #   SDS's (median over prompts), so its variance × time is 0.42 [0.32, 0.52]× SDS's. This is at
-#   frozen θs, where its table cannot lag; whether it buys convergence in training is not
-#   measured yet.
+#   frozen θs, where its table cannot lag.
+# - **It does not buy convergence** (section 4; `figures/fig44_convergence.json`; 8 prompts,
+#   seed 0 so far, 2,000 steps on the shipped priors). Along training its table still leaves
+#   0.35× (step 400) to 0.60× (step 1,600) the variance of the same design without it, yet it
+#   reaches 95% of SDS's final IoU in 1.00 [0.99, 1.11]× SDS's steps and 1.38 [1.14, 1.41]× its
+#   (contended) seconds, and ends equal (IoU +0.002 [−0.002, +0.008], PSNR +0.12 [−0.07, 0.35]
+#   dB). SSD as published is 1.01–1.06× SDS's steps and 1.23× its seconds, with its own
+#   estimator's variance 1.05–1.25× SDS's on the same draws. With Adam normalising each
+#   parameter's step and SDS's bias setting where a run ends, the gradient noise these designs
+#   remove is not what limits these runs. Seeds 1 and 2 will narrow the intervals
+#   (`notes/NEXT_GPU.md`).
