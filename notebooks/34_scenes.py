@@ -347,7 +347,7 @@ plt.show()
 #
 # Why a room's sign follows the seed: Pearson is blind to scale, and SDS barely shapes the
 # shell. The depth spread (std of the result's depth over the truth's, `depth_spread` in the
-# metrics above) of the seed-0 runs is 0.12–0.37, from 0.03–0.04 for the untrained field: the
+# metrics above) of the seed-0 runs is 0.12–0.37, from 0.03–0.05 for the untrained field: the
 # depth stays nearly flat and a Pearson of ±0.5 comes from its small wobbles
 # (`notes/scenes_h200/README.md`).
 
