@@ -79,6 +79,18 @@ def mask_iou(pred_mask: Tensor, true_mask: Tensor, threshold: float = 0.5) -> Te
     return torch.where(union > 0, inter / union.clamp_min(1), 1.0).mean()
 
 
+def _centred_depths(pred_depth: Tensor, true_depth: Tensor, pred_mask: Tensor,
+                    true_mask: Tensor, threshold: float) -> tuple[Tensor, Tensor, Tensor]:
+    """Each image's depths minus their mean over ``pred ∩ true``, zero outside it: ``[B, P]``
+    twice (float64), and the overlap's pixel count ``[B]``."""
+    a, b = _flat(pred_depth).double(), _flat(true_depth).double()
+    m = ((_flat(pred_mask) > threshold) & (_flat(true_mask) > threshold)).double()
+    n = m.sum(-1)
+    mean_a = (a * m).sum(-1) / n.clamp_min(1)
+    mean_b = (b * m).sum(-1) / n.clamp_min(1)
+    return (a - mean_a[:, None]) * m, (b - mean_b[:, None]) * m, n
+
+
 def depth_pearson(pred_depth: Tensor, true_depth: Tensor, pred_mask: Tensor, true_mask: Tensor,
                   threshold: float = 0.5) -> Tensor:
     """Mean over images of the Pearson correlation of depths inside ``pred ∩ true`` masks.
@@ -91,12 +103,7 @@ def depth_pearson(pred_depth: Tensor, true_depth: Tensor, pred_mask: Tensor, tru
         Scalar tensor in [-1, 1]; NaN if no image has 2 or more overlapping pixels with
         non-constant depth.
     """
-    a, b = _flat(pred_depth).double(), _flat(true_depth).double()
-    m = ((_flat(pred_mask) > threshold) & (_flat(true_mask) > threshold)).double()
-    n = m.sum(-1)
-    mean_a = (a * m).sum(-1) / n.clamp_min(1)
-    mean_b = (b * m).sum(-1) / n.clamp_min(1)
-    da, db = (a - mean_a[:, None]) * m, (b - mean_b[:, None]) * m
+    da, db, n = _centred_depths(pred_depth, true_depth, pred_mask, true_mask, threshold)
     cov = (da * db).sum(-1)
     var = (da * da).sum(-1) * (db * db).sum(-1)
     ok = (n >= 2) & (var > 0)
@@ -123,13 +130,8 @@ def depth_spread(pred_depth: Tensor, true_depth: Tensor, pred_mask: Tensor, true
         Scalar tensor ≥ 0; NaN if no image has 2 or more overlapping pixels with non-constant
         true depth.
     """
-    a, b = _flat(pred_depth).double(), _flat(true_depth).double()
-    m = ((_flat(pred_mask) > threshold) & (_flat(true_mask) > threshold)).double()
-    n = m.sum(-1)
-    mean_a = (a * m).sum(-1) / n.clamp_min(1)
-    mean_b = (b * m).sum(-1) / n.clamp_min(1)
-    var_a = (((a - mean_a[:, None]) * m) ** 2).sum(-1)
-    var_b = (((b - mean_b[:, None]) * m) ** 2).sum(-1)
+    da, db, n = _centred_depths(pred_depth, true_depth, pred_mask, true_mask, threshold)
+    var_a, var_b = (da * da).sum(-1), (db * db).sum(-1)
     ok = (n >= 2) & (var_b > 0)
     if not bool(ok.any()):
         return torch.tensor(math.nan)
