@@ -237,11 +237,10 @@ def _depth_image(depth):
     return (rgb[..., :3] * 255).round().astype(np.uint8)
 
 
-def _panoramas(args, work: Path, path: Path, scenes: list[str], seed: int) -> None:
-    """``path``: per scene the truth and each method's run of ``seed`` at 12 inside-out views,
-    in colour and in depth (the runs' ``pano_*.npy``; a run without one is left out)."""
-    import matplotlib.pyplot as plt
-    import numpy as np
+def _panoramas(args, work: Path, out: Path, scenes: list[str]) -> None:
+    """Per seed, per scene the truth and each method's run at 12 inside-out views, in colour
+    and in depth (the runs' ``pano_*.npy``; a run without one is left out): ``panoramas.png``
+    for the first seed, ``panoramas_s<seed>.png`` for each other. The truth is rendered once."""
     import torch
 
     from sdlib.shapezoo import get_scene, render
@@ -249,13 +248,26 @@ def _panoramas(args, work: Path, path: Path, scenes: list[str], seed: int) -> No
 
     labels = [_label({"method": m, "variant": v}) for v, _ in _variants(args)
               for m in args.methods]
-    rows = []
     cams = scene_eval_cameras(12)
+    truths = {}
     for s in scenes:
         truth = render(get_scene(s), cams, 64, 64)
-        rows.append((f"{s}: truth", (truth.rgb.clamp(0, 1) * 255).round().byte().numpy()))
         true_depth = torch.where(truth.mask > 0.5, truth.depth, torch.nan).numpy()
-        rows.append((f"{s}: truth depth", _depth_image(true_depth)))
+        truths[s] = [(f"{s}: truth", (truth.rgb.clamp(0, 1) * 255).round().byte().numpy()),
+                     (f"{s}: truth depth", _depth_image(true_depth))]
+    for seed in args.seeds:
+        path = out / ("panoramas.png" if seed == args.seeds[0] else f"panoramas_s{seed}.png")
+        _panorama_figure(work, path, labels, truths, seed)
+
+
+def _panorama_figure(work: Path, path: Path, labels: list[str], truths: dict, seed: int) -> None:
+    """One seed's panorama figure: each scene's truth rows, then its runs' colour and depth."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    rows = []
+    for s, truth_rows in truths.items():
+        rows += truth_rows
         for label in labels:
             method, _, variant = label.partition("+")
             run = {"scene": s, "method": method, "seed": seed,
@@ -352,9 +364,7 @@ def _aggregate(args) -> None:
                  f"({', '.join(sds_ok) or 'none'}); acceptance needs 4.")
     (out / "scene_table.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
-    for seed in args.seeds:  # panoramas.png for the first seed, panoramas_s<seed>.png after
-        _panoramas(args, work, out / ("panoramas.png" if seed == args.seeds[0]
-                                      else f"panoramas_s{seed}.png"), list(table), seed)
+    _panoramas(args, work, out, list(table))
     with tarfile.open(out / "runs.tar", "w") as tar:
         for f in sorted(work.glob("*/eval.jsonl")) + sorted(work.glob("*/metrics.jsonl")):
             tar.add(f, arcname=str(f.relative_to(work)))
