@@ -307,7 +307,9 @@ ax.set_xticks(range(len(conv_metrics)), [m.replace("_", " ") for m in conv_metri
               fontsize=8)
 ax.set_ylabel("to 95% of SDS's final, / SDS's (median, 95% CI)")
 ax.set_title("(c) steps and seconds to threshold, over SDS's", fontsize=10)
-ax.legend(fontsize=7)
+lo, hi = ax.get_ylim()
+ax.set_ylim(lo, hi + 0.45 * (hi - lo))  # room for the legend above the points
+ax.legend(fontsize=7, loc="upper center", ncol=2)
 ax = axes_v[1, 1]
 for label, c in conv_paired.items():
     ax.plot(c["step"], c["gmean"], "o-", ms=3, color=claims.method_colour(label),
@@ -371,13 +373,14 @@ plt.show()
 #   0.75× for antithetic + stratified alone and 0.59× for the cells alone. A batch costs 1.21×
 #   SDS's (median over prompts), so its variance × time is 0.42 [0.32, 0.52]× SDS's. This is at
 #   frozen θs, where its table cannot lag.
-# - **It does not buy convergence** (section 4; `figures/fig44_convergence.json`; 8 prompts,
-#   seed 0 so far, 2,000 steps on the shipped priors). Along training its table still leaves
-#   0.35× (step 400) to 0.60× (step 1,600) the variance of the same design without it, yet it
-#   reaches 95% of SDS's final IoU in 1.00 [0.99, 1.11]× SDS's steps and 1.38 [1.14, 1.41]× its
-#   (contended) seconds, and ends equal (IoU +0.002 [−0.002, +0.008], PSNR +0.12 [−0.07, 0.35]
-#   dB). SSD as published is 1.01–1.06× SDS's steps and 1.23× its seconds, with its own
-#   estimator's variance 1.05–1.25× SDS's on the same draws. With Adam normalising each
-#   parameter's step and SDS's bias setting where a run ends, the gradient noise these designs
-#   remove is not what limits these runs. Seeds 1 and 2 will narrow the intervals
-#   (`notes/NEXT_GPU.md`).
+# - **It does not buy convergence** (section 4; `figures/fig44_convergence.json`; 8 prompts ×
+#   3 seeds, 24 pairs a design, 2,000 steps on the shipped priors). Along training its table
+#   still leaves 0.38× (step 400) to 0.61-0.73× (steps 1,600-2,000) the variance of the same
+#   design without it, yet it reaches 95% of SDS's final IoU in 1.00 [0.99, 1.04]× SDS's steps
+#   and 1.31 [1.28, 1.37]× its (contended) seconds, and ends level (IoU +0.003 [+0.000, +0.005],
+#   PSNR +0.03 [−0.06, +0.14] dB, depth Pearson +0.016 [+0.001, +0.034]). SSD as published takes
+#   1.02 [1.00, 1.03]× SDS's steps to the IoU threshold (PSNR 1.03, depth 1.04: all intervals at
+#   or above 1) and 1.21× its seconds, with its own estimator's variance 1.06-1.30× SDS's on the
+#   same draws at every probe. With Adam normalising each parameter's step and SDS's bias
+#   setting where a run ends, the gradient noise these designs remove is not what limits these
+#   runs.
