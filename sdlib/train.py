@@ -91,7 +91,9 @@ __all__ = [
     "default_device",
 ]
 
-Method = Literal["sds", "vsd", "ssd"]
+Method = str
+"""A score distillation method's name: a key of :data:`sdlib.distill.ESTIMATORS` (a plain
+``str``, not a ``Literal``, so that registering an estimator there is the only edit it needs)."""
 METHODS: tuple[str, ...] = tuple(ESTIMATORS)
 """The method names TrainConfig accepts (:data:`sdlib.distill.ESTIMATORS`)."""
 
