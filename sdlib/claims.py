@@ -61,7 +61,8 @@ __all__ = [
     "per_t_table",
     "metric_curves", "steps_to_threshold", "final_quality", "efficiency_table", "METRICS",
     "smoke_sweep", "SMOKE_ARGS", "plot_curves", "COLOURS", "COMMITTED", "resolve_sweep",
-    "open_sweep", "provenance", "priors_digest",
+    "open_sweep", "provenance", "priors_digest", "variance_figure", "convergence_figure",
+    "method_colour", "CONVERGENCE",
 ]
 
 METRICS = ("mask_iou", "psnr", "depth_pearson", "classifier_accuracy", "color_delta_e")
@@ -265,7 +266,9 @@ def variance_curves(runs: Sequence[Run], space: str = "theta", part: str = "tota
     """Each method's own estimator's variance part at each probe step, over runs.
 
     Returns ``{label: {"step": [...], "median": [...], "lo": [...], "hi": [...], "n": [...]}}``
-    (median over runs of ``tr Cov`` of one draw's gradient, 95% bootstrap interval).
+    (median over runs of ``tr Cov`` of one draw's gradient, 95% bootstrap interval). A label
+    whose probes hold no own estimator is left out: the cells runs probe SDS at their θ, and
+    their own variance is :func:`own_cells_curve`'s.
     """
     out = {}
     for label, rs in _by_label(runs).items():
@@ -280,7 +283,8 @@ def variance_curves(runs: Sequence[Run], space: str = "theta", part: str = "tota
             ci = bootstrap_ci(per_step[step], np.median, n_boot=n_boot)
             for k, v in zip(curve, (step, ci.estimate, ci.lo, ci.hi, ci.n)):
                 curve[k].append(v)
-        out[label] = curve
+        if curve["step"]:  # runs whose probes hold no own estimator (the cells runs) are left out
+            out[label] = curve
     return out
 
 
@@ -672,6 +676,101 @@ def plot_curves(ax: Any, curves: dict[str, dict[str, list[Any]]], y: str, x: str
         ax.axhline(ref, color="k", lw=0.8, ls=":")
     if log:
         ax.set_yscale("log")
+
+
+def variance_figure(runs: Sequence[Run], title: str, n_boot: int = 2000
+                    ) -> tuple[Any, dict[str, Any]]:
+    """Fig. 5 measured (notebook 41): a 2 × 3 grid, θ (top) and latent (bottom) gradients.
+
+    Columns 1-2: each method's own ``tr Cov`` of one draw along its own trajectory, total and
+    noise only (:func:`variance_curves`, median over runs and 95% interval; log scale). Column 3:
+    each estimator over SDS's at the same θ and draws, total (solid) and noise only (dashed)
+    (:func:`paired_ratio_curves`, geometric mean and 95% interval). Returns ``(figure, data)``
+    with ``data = {"own": {"theta/total": curves, ...}, "paired": {...}}`` for the sidecar.
+    """
+    import matplotlib.pyplot as plt
+
+    spaces, parts = ("theta", "latent"), ("total", "noise_only")
+    own = {(sp, pt): variance_curves(runs, sp, pt, n_boot=n_boot) for sp in spaces for pt in parts}
+    paired = {(sp, pt): paired_ratio_curves(runs, sp, pt, n_boot=n_boot)
+              for sp in spaces for pt in parts}
+    fig, axes = plt.subplots(2, 3, figsize=(15, 7.5))
+    for row, space in enumerate(spaces):
+        name = "θ" if space == "theta" else "latent"
+        for col, part in enumerate(parts):
+            ax = axes[row, col]
+            plot_curves(ax, own[(space, part)], "median", log=True)
+            ax.set_title(f"{name}: {part.replace('_', ' ')}, own trajectory", fontsize=9)
+            ax.set_xlabel("step")
+            ax.set_ylabel("tr Cov of one draw (median, 95% CI)")
+        ax = axes[row, 2]
+        for part, ls in (("total", "-"), ("noise_only", "--")):
+            for label, c in paired[(space, part)].items():
+                ax.plot(c["step"], c["gmean"], "o" + ls, ms=3, color=method_colour(label),
+                        label=f"{label}, {part.replace('_', ' ')}")
+                ax.fill_between(c["step"], c["lo"], c["hi"], color=method_colour(label),
+                                alpha=0.15, lw=0)
+        ax.axhline(1.0, color="k", lw=0.8, ls=":")
+        ax.set_yscale("log")
+        ax.set_title(f"{name}: over SDS on the same θ and draws", fontsize=9)
+        ax.set_xlabel("step")
+        ax.set_ylabel("tr Cov / SDS's (geometric mean, 95% CI)")
+        ax.legend(fontsize=6)
+    axes[0, 0].legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig, {"own": {f"{sp}/{pt}": c for (sp, pt), c in own.items()},
+                 "paired": {f"{sp}/{pt}": c for (sp, pt), c in paired.items()}}
+
+
+def convergence_figure(runs: Sequence[Run], title: str, fraction: float = 0.95,
+                       n_boot: int = 2000, interpolate: bool = False
+                       ) -> tuple[Any, dict[str, Any]]:
+    """Fig. 7 measured (notebook 42): mask IoU, PSNR, depth Pearson and ΔE (columns) against
+    steps (top) and contended seconds (bottom), mean and 95% interval over runs
+    (:func:`metric_curves`).
+
+    Returns ``(figure, data)``; ``data`` holds the final quality with the paired differences to
+    SDS (:func:`final_quality`), the steps and seconds to ``fraction`` of SDS's final IoU, PSNR
+    and depth (:func:`steps_to_threshold`, ``interpolate`` between evaluations or not) and each
+    method's median contended ms per step.
+    """
+    import matplotlib.pyplot as plt
+
+    quality = final_quality(runs, n_boot=n_boot)
+    stt = {(m, x): steps_to_threshold(runs, m, fraction, x=x, n_boot=n_boot,
+                                      interpolate=interpolate)
+           for m in ("mask_iou", "psnr", "depth_pearson") for x in ("step", "train_seconds")}
+    per_label: dict[str, list[float]] = {}
+    for r in runs:
+        per_label.setdefault(r.label, []).append(r.step_ms)
+    step_ms = {k: float(np.nanmedian(v)) for k, v in per_label.items()}
+    metrics = ("mask_iou", "psnr", "depth_pearson", "color_delta_e")
+    fig, axes = plt.subplots(2, 4, figsize=(17, 7))
+    for col, m in enumerate(metrics):
+        for row, x in enumerate(("step", "train_seconds")):
+            ax = axes[row, col]
+            plot_curves(ax, metric_curves(runs, m, x=x, n_boot=min(n_boot, 1000)), "mean", x="x")
+            ax.set_xlabel("step" if x == "step" else "training seconds (contended, median)")
+            ax.set_ylabel(m + (" (lower is better)" if m == "color_delta_e" else ""))
+            ax.set_title(f"{m} against {'steps' if x == 'step' else 'seconds'}", fontsize=9)
+    axes[0, 0].legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    data = {
+        "fraction": fraction, "interpolate": interpolate,
+        "final_quality": {k: {m: {"mean": d["mean"].as_dict(),
+                                  "diff_to_sds": d["diff_to_sds"].as_dict()}
+                              for m, d in v.items()} for k, v in quality.items()},
+        "steps_to_threshold": {f"{m}/{x}": {k: {"median": d["median"].as_dict(),
+                                                 "censored": d["censored"],
+                                                 "ratios": [r if math.isfinite(r) else None
+                                                            for r in d["ratios"]]}
+                                             for k, d in t.items()}
+                               for (m, x), t in stt.items()},
+        "step_ms_contended": step_ms,
+    }
+    return fig, data
 
 
 COMMITTED = Path(__file__).resolve().parent.parent / "notes" / "claims_h200" / "runs.json.gz"
