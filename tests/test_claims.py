@@ -158,3 +158,19 @@ def test_own_cells_curve_takes_the_geometric_mean_over_runs_per_step() -> None:
     assert curve["gmean"] == pytest.approx([0.25, 0.25])
     assert claims.own_cells_curve([plain]) == {"step": [], "gmean": [], "lo": [], "hi": [],
                                                "n": []}
+
+
+def test_variance_curves_take_each_runs_own_estimator_and_leave_out_runs_without_one() -> None:
+    def run(method: str, seed: int, key: str, total: float, variant: str = "") -> Run:
+        rec = {"step": 10, "kind": "light", "theta": {key: {"total": total}}}
+        return Run(run_id=f"p__{method}__seed{seed}", prompt="p", method=method, seed=seed,
+                   variant=variant, done=True, steps=10, step_ms=1.0, variance=(rec,))
+
+    cells = "cell_cv.enabled=true,antithetic=true,stratified=true"
+    runs = [run("sds", 0, "sds", 2.0), run("sds", 1, "sds", 4.0), run("ssd", 0, "own", 8.0),
+            run("ssd", 1, "sds", 99.0),  # an SSD run's SDS probe is not its own estimator
+            run("sds", 2, "sds", 5.0, variant=cells)]  # cells runs probe SDS only
+    curves = claims.variance_curves(runs, "theta", "total", n_boot=50)
+    assert set(curves) == {"SDS", "SSD (paper)"}
+    assert curves["SDS"]["median"] == [3.0] and curves["SDS"]["n"] == [2]
+    assert curves["SSD (paper)"]["median"] == [8.0] and curves["SSD (paper)"]["n"] == [1]
