@@ -1,19 +1,26 @@
 #!/bin/bash
-# The claims sweep on the lent GPU machine (one H200), resumable across calls.
+# The claims sweep on the lent GPU machine (one H200 or several), resumable across calls.
 #   bash scripts/gpu_claims.sh SECONDS [claims_sweep.py arguments...]
-# Writes outputs/claims (kept on a warm machine; else seeded from a carried outputs/claims_prev),
-# $OUT/claims.tgz (without checkpoints), $OUT/main_log.txt and $OUT/dmon.txt (GPU load).
+#   GRID=ablations SWEEP=ablations bash scripts/gpu_claims.sh SECONDS --seeds 0 1 --steps 1000 ...
+# GRID: claims_sweep.py's grid (main, ablations, colour; default main). SWEEP: the folder under
+# outputs/ (default claims). NPROC: torchrun processes (default 16; ranks take GPUs round-robin).
+# Writes outputs/$SWEEP (kept on a warm machine; else seeded from a carried outputs/${SWEEP}_prev),
+# $OUT/$SWEEP.tgz (without checkpoints), $OUT/main_log.txt and $OUT/dmon.txt (GPU load).
 set -u
 secs=$1; shift
+grid=${GRID:-main}
+sweep=${SWEEP:-claims}
 source scripts/gpu_setup.sh  # wheels into /tmp/site, PYTHONPATH, nerfacc built before the ranks
 export OMP_NUM_THREADS=1
-if [ ! -d outputs/claims ] && [ -d outputs/claims_prev ]; then cp -r outputs/claims_prev outputs/claims; fi
+if [ ! -d "outputs/$sweep" ] && [ -d "outputs/${sweep}_prev" ]; then
+    cp -r "outputs/${sweep}_prev" "outputs/$sweep"
+fi
 nvidia-smi dmon -s u -d 5 > "$OUT/dmon.txt" 2>&1 &
 dmon=$!
 timeout -k 15 "$secs" torchrun --standalone --nproc_per_node "${NPROC:-16}" scripts/claims_sweep.py \
-    main --out outputs/claims "$@" > "$OUT/main_log.txt" 2>&1
+    "$grid" --out "outputs/$sweep" "$@" > "$OUT/main_log.txt" 2>&1
 echo "sweep exit $?"
 kill $dmon
-tar czf "$OUT/claims.tgz" --exclude=checkpoint.pt -C outputs claims
+tar czf "$OUT/$sweep.tgz" --exclude=checkpoint.pt -C outputs "$sweep"
 grep -v "Loading weights" "$OUT/main_log.txt" | tail -40
-ls outputs/claims | wc -l; ls outputs/claims/*/done.json 2>/dev/null | wc -l
+ls "outputs/$sweep" | wc -l; ls outputs/"$sweep"/*/done.json 2>/dev/null | wc -l
