@@ -39,3 +39,20 @@ def test_bad_arguments_are_refused_before_any_fit(monkeypatch):
     monkeypatch.setattr(sys, "argv", ["scene_identifiability.py", "--blob-radius", "-1"])
     with pytest.raises(SystemExit):
         ident.main()
+
+
+def test_the_checker_darkens_alternate_cells_and_leaves_the_sky():
+    import torch
+
+    from sdlib.cameras import SCENE_CAMERAS, sample_cameras
+    from sdlib.shapezoo import render
+
+    cams = sample_cameras(SCENE_CAMERAS, 2, generator=torch.Generator().manual_seed(0))
+    truth = render("a living room with a red sofa and a lamp", cams, 16, 16)
+    painted = ident.checker(truth, cams, 4.0)
+    ratio = painted / truth.rgb.clamp_min(1e-6)
+    on = (truth.mask > 0.5) & (truth.rgb.min(-1).values > 1e-3)
+    factors = ratio[on].mean(-1)
+    assert torch.allclose(factors[(factors - 0.6).abs() < 0.05], torch.tensor(0.6), atol=1e-4)
+    assert ((factors - 0.6).abs() < 1e-4).any() and ((factors - 1.0).abs() < 1e-4).any()
+    assert torch.equal(painted[truth.mask < 0.5], truth.rgb[truth.mask < 0.5])
