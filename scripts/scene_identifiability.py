@@ -134,7 +134,7 @@ def main() -> None:
 
             s = evaluate_scene(draw, name, height=a.size, width=a.size, device=a.device)
             rec = {"scene": name, "range": rng, "distance": list(RANGES[rng]),
-                   "train_psnr_last": res.history[-1].__dict__ if res.history else None,
+                   "fit_last_eval": res.history[-1].__dict__ if res.history else None,
                    "fit_seconds": round(fit_s, 1), **s, "views": a.views, "size": a.size,
                    "steps": a.steps, "rays": a.rays, "samples": a.samples,
                    "small_grid": a.small_grid, "texture": a.texture,
