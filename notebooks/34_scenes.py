@@ -384,7 +384,8 @@ print(f"notebook time {time.time() - t_start:.1f} s")
 # with a spread of 0.05 (a flat shell tilted the right way); an object seen from outside is
 # recovered (`notes/scenes_cpu/identifiability.md`, `scripts/scene_identifiability.py`). Uniform
 # walls seen from inside have no silhouettes and hardly any parallax cues, so a painted shell
-# explains every view. A depth score on these scenes therefore measures the shell's tilt, and no
+# explains every view; painted with a 3-D checker, the same living-room fit reaches Pearson
+# +0.83 instead of +0.04. A depth score on these scenes therefore measures the shell's tilt, and no
 # estimator (SSD's control variate has mean zero) can be expected to move it.
 #
 # Outdoor scenes are the hard case. A small CPU run of SDS on the garden
