@@ -117,14 +117,12 @@ plt.show()
 # (VSD) appear here without a change. `smoke=True` redraws the smoke sweep.
 
 # %%
-conv_path, conv_runs, conv_meta = ((path, runs, meta) if smoke
-                                   else claims.open_sweep(convergence_sweep or claims.CONVERGENCE))
-conv_done = [r for r in conv_runs if r.done]
-conv_labels = sorted({r.label for r in conv_done})
-conv_seeds = sorted({r.seed for r in conv_done})
-print(f"{conv_path.name}: {len(conv_done)} finished runs, {conv_labels}, seeds {conv_seeds}")
-conv_size = (f"H200, {len({r.prompt for r in conv_done})} prompts × seeds {conv_seeds}, "
-             "shipped priors") if not smoke else "smoke"
+conv_path, conv_runs, conv_meta = ((path, runs, meta) if smoke else claims.open_sweep(
+    convergence_sweep, default=claims.CONVERGENCE))
+conv_seeds = claims.finished_seeds(conv_runs)
+print(claims.describe(conv_path, conv_runs, conv_meta))
+conv_size = (f"H200, {len({r.prompt for r in conv_runs if r.done})} prompts × seeds "
+             f"{conv_seeds}, shipped priors") if not smoke else "smoke"
 fig2, data2 = claims.variance_figure(conv_runs, f"Fig. 5 measured at 2,000 steps ({conv_size})",
                                      n_boot=n_boot)
 print_variance(data2)

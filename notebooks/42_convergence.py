@@ -118,14 +118,12 @@ plt.show()
 # (`meta["sessions"]`); VSD appears here once it is added. `smoke=True` redraws the smoke sweep.
 
 # %%
-conv_path, conv_runs, conv_meta = ((path, runs, meta) if smoke
-                                   else claims.open_sweep(convergence_sweep or claims.CONVERGENCE))
-conv_done = [r for r in conv_runs if r.done]
-conv_seeds = sorted({r.seed for r in conv_done})
-print(f"{conv_path.name}: {len(conv_done)} finished runs, "
-      f"{sorted({r.label for r in conv_done})}, seeds {conv_seeds}")
-conv_size = (f"H200, {len({r.prompt for r in conv_done})} prompts × seeds {conv_seeds}, "
-             "2,000 steps, shipped priors") if not smoke else "smoke"
+conv_path, conv_runs, conv_meta = ((path, runs, meta) if smoke else claims.open_sweep(
+    convergence_sweep, default=claims.CONVERGENCE))
+conv_seeds = claims.finished_seeds(conv_runs)
+print(claims.describe(conv_path, conv_runs, conv_meta))
+conv_size = (f"H200, {len({r.prompt for r in conv_runs if r.done})} prompts × seeds "
+             f"{conv_seeds}, 2,000 steps, shipped priors") if not smoke else "smoke"
 fig2, data2 = claims.convergence_figure(
     conv_runs, f"Fig. 7 measured at 2,000 steps: mean and 95% CI over runs ({conv_size})",
     fraction=fraction, n_boot=n_boot, interpolate=True)

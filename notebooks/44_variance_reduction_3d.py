@@ -68,7 +68,6 @@ from sdlib.figures import resolve_out_dir
 out_dir = str(resolve_out_dir(out_dir))  # "" -> outputs/figures; `make figures` writes figures/
 
 import math
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -153,9 +152,7 @@ data = {
     "efficiency": {k: {"ratio": d["ratio"].as_dict(), "per_theta": d["per_theta"],
                        "ratio_x_time": d["ratio_x_time"],
                        "mean_diff_to_sds": d["mean_diff_to_sds"]} for k, d in eff.items()},
-    "steps_to_threshold": {m: None if d is None else
-                           {"median": d["median"].as_dict(), "censored": d["censored"],
-                            "ratios": [r if math.isfinite(r) else None for r in d["ratios"]]}
+    "steps_to_threshold": {m: None if d is None else claims.threshold_json(d)
                            for m, d in stt.items()},
     "final_minus_sds": {m: d["diff_to_sds"].as_dict() for m, d in quality.items()},
 }
@@ -256,12 +253,10 @@ plt.show()
 # on the same draws, and the cells run's table against the same design without it.
 
 # %%
-conv_path = Path(convergence_sweep) if convergence_sweep else claims.CONVERGENCE
-conv_runs, conv_meta = claims.load_runs(conv_path), claims.load_meta(conv_path)
-seeds_done = sorted({r.seed for r in conv_runs if r.done})
-print(f"{conv_path.name}: {sum(r.done for r in conv_runs)} finished runs, seeds {seeds_done}, "
-      f"{len({r.prompt for r in conv_runs})} prompts, sessions "
-      f"{[s['name'] for s in conv_meta.get('sessions', [])]}")
+conv_path, conv_runs, conv_meta = claims.open_sweep(convergence_sweep,
+                                                   default=claims.CONVERGENCE)
+seeds_done = claims.finished_seeds(conv_runs)
+print(claims.describe(conv_path, conv_runs, conv_meta))
 conv_metrics = ("mask_iou", "psnr", "depth_pearson", "classifier_accuracy")
 conv_stt = {(m, x): claims.steps_to_threshold(conv_runs, m, 0.95, x=x, n_boot=n_boot,
                                               interpolate=True)
@@ -334,10 +329,7 @@ savefig(fig_v, "fig44_convergence", out_dir=out_dir, notebook=NOTEBOOK, paramete
         seed=seed, data={
             **claims.provenance(conv_path, conv_meta), "sessions": conv_meta.get("sessions"),
             "seeds": seeds_done,
-            "steps_to_threshold": {f"{m}/{x}": {lb: {"median": v["median"].as_dict(),
-                                                     "censored": v["censored"],
-                                                     "ratios": [r if math.isfinite(r) else None
-                                                                for r in v["ratios"]]}
+            "steps_to_threshold": {f"{m}/{x}": {lb: claims.threshold_json(v)
                                                 for lb, v in d.items()}
                                    for (m, x), d in conv_stt.items()},
             "final_minus_sds": {lb: {m: v["diff_to_sds"].as_dict() for m, v in d.items()}

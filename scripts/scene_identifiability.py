@@ -32,13 +32,19 @@ from pathlib import Path
 import torch
 
 from sdlib.cameras import SCENE_CAMERAS, get_rays, sample_cameras
-from sdlib.nerf import FitConfig, RenderConfig, fit_views, render_cameras
+from sdlib.nerf import FieldConfig, FitConfig, RenderConfig, fit_views
 from sdlib.scene_preset import SCENE_FIELD
 from sdlib.shapezoo import SCENES, RenderResult, render
 from sdlib.shapezoo.scene_metrics import evaluate_scene, scene_eval_cameras
+from sdlib.train import render_result
 
 RANGES = {"centre": (0.01, 0.02), "preset": SCENE_CAMERAS.distance, "wide": (0.1, 0.95)}
 """Camera distance ranges from the scene centre: next to none, the preset's, nearly the room."""
+
+
+def small_grid(field: FieldConfig) -> FieldConfig:
+    """``field`` with a 10-level, 2^15-entry hash grid (``--small-grid``: faster on a CPU)."""
+    return replace(field, grid=replace(field.grid, n_levels=10, log2_table_size=15))
 
 
 def checker(truth: RenderResult, cams, cells_per_unit: float) -> torch.Tensor:
@@ -100,7 +106,7 @@ def main() -> None:
             p.error(f"--blob-radius={a.blob_radius}; accepted: > 0")
         field = replace(field, blob_radius=a.blob_radius)
     if a.small_grid:
-        field = replace(field, grid=replace(field.grid, n_levels=10, log2_table_size=15))
+        field = small_grid(field)
     render_cfg = RenderConfig(n_samples=a.samples, compute_normals=False)
     cfg = FitConfig(steps=a.steps, rays_per_step=a.rays, eval_every=a.steps, seed=a.seed,
                     field=field, render=render_cfg)
@@ -121,18 +127,8 @@ def main() -> None:
             res = fit_views(images, cams, eval_images, eval_cams, cfg)
             fit_s = time.perf_counter() - t0
 
-            @torch.no_grad()
-            def draw(c, h, w, f=res.field):
-                f.eval()
-                o = [render_cameras(f, c[i:i + 1], h, w, config=replace(render_cfg,
-                                                                        stratified=False))
-                     for i in range(len(c))]
-                rgb = torch.cat([x.rgb for x in o])
-                return RenderResult(rgb=rgb, depth=torch.cat([x.depth for x in o]),
-                                    normals=torch.zeros_like(rgb),
-                                    mask=(torch.cat([x.opacity for x in o]) > 0.5).float())
-
-            s = evaluate_scene(draw, name, height=a.size, width=a.size, device=a.device)
+            s = evaluate_scene(render_result(res.field, eval_cams, a.size, render_cfg), name,
+                               height=a.size, width=a.size, device=a.device)
             rec = {"scene": name, "range": rng, "distance": list(RANGES[rng]),
                    "fit_last_eval": res.history[-1].__dict__ if res.history else None,
                    "fit_seconds": round(fit_s, 1), **s, "views": a.views, "size": a.size,
@@ -160,7 +156,6 @@ def main() -> None:
 def _object_control(a: argparse.Namespace, cfg: FitConfig) -> dict:
     """The same fit for an object seen from outside; its depth scored like a scene's."""
     from sdlib.cameras import SHAPEZOO_CAMERAS, eval_cameras
-    from sdlib.nerf import FieldConfig
     from sdlib.shapezoo.metrics import depth_pearson, depth_spread
 
     cams = sample_cameras(SHAPEZOO_CAMERAS, a.views,
@@ -168,21 +163,15 @@ def _object_control(a: argparse.Namespace, cfg: FitConfig) -> dict:
     truth = render(a.control_object, cams, a.size, a.size)
     ev = eval_cameras(8, device=a.device)
     truth_ev = render(a.control_object, ev, a.size, a.size)
-    field = FieldConfig()
-    if a.small_grid:
-        field = replace(field, grid=replace(field.grid, n_levels=10, log2_table_size=15))
-    cfg = replace(cfg, field=field)
+    cfg = replace(cfg, field=small_grid(FieldConfig()) if a.small_grid else FieldConfig())
     t0 = time.perf_counter()
     res = fit_views(truth.rgb, cams, truth_ev.rgb, ev, cfg, masks=truth.mask)
     fit_s = time.perf_counter() - t0
-    with torch.no_grad():
-        o = render_cameras(res.field, ev, a.size, a.size,
-                           config=replace(cfg.render, stratified=False))
-    mask = (o.opacity > 0.5).float()
+    o = render_result(res.field, ev, a.size, cfg.render)
     rec = {"scene": f"control: {a.control_object}", "range": "outside",
            "distance": list(SHAPEZOO_CAMERAS.distance),
-           "depth_pearson": float(depth_pearson(o.depth, truth_ev.depth, mask, truth_ev.mask)),
-           "depth_spread": float(depth_spread(o.depth, truth_ev.depth, mask, truth_ev.mask)),
+           "depth_pearson": float(depth_pearson(o.depth, truth_ev.depth, o.mask, truth_ev.mask)),
+           "depth_spread": float(depth_spread(o.depth, truth_ev.depth, o.mask, truth_ev.mask)),
            "psnr": res.history[-1].test_psnr, "color_error": float("nan"),
            "fit_seconds": round(fit_s, 1), "views": a.views, "size": a.size, "steps": a.steps}
     print(f"control {a.control_object}: depth Pearson {rec['depth_pearson']:+.3f} spread "

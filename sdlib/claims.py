@@ -62,7 +62,7 @@ __all__ = [
     "metric_curves", "steps_to_threshold", "final_quality", "efficiency_table", "METRICS",
     "smoke_sweep", "SMOKE_ARGS", "plot_curves", "COLOURS", "COMMITTED", "resolve_sweep",
     "open_sweep", "provenance", "priors_digest", "variance_figure", "convergence_figure",
-    "method_colour", "CONVERGENCE",
+    "method_colour", "CONVERGENCE", "threshold_json", "describe", "finished_seeds",
 ]
 
 METRICS = ("mask_iou", "psnr", "depth_pearson", "classifier_accuracy", "color_delta_e")
@@ -519,6 +519,14 @@ def steps_to_threshold(runs: Sequence[Run], metric: str = "mask_iou", fraction: 
     return out
 
 
+def threshold_json(result: dict[str, Any]) -> dict[str, Any]:
+    """One method's :func:`steps_to_threshold` result as a figure sidecar stores it:
+    ``{"median": Interval.as_dict(), "censored": int, "ratios": [float | None]}`` (a censored
+    pair's ``inf`` as ``None``)."""
+    return {"median": result["median"].as_dict(), "censored": result["censored"],
+            "ratios": [r if math.isfinite(r) else None for r in result["ratios"]]}
+
+
 def final_quality(runs: Sequence[Run], metrics: Sequence[str] = METRICS,
                   n_boot: int = 2000) -> dict[str, dict[str, dict[str, Interval]]]:
     """Final metrics of finished runs: ``{label: {metric: {"mean": Interval, "diff_to_sds":
@@ -762,11 +770,7 @@ def convergence_figure(runs: Sequence[Run], title: str, fraction: float = 0.95,
         "final_quality": {k: {m: {"mean": d["mean"].as_dict(),
                                   "diff_to_sds": d["diff_to_sds"].as_dict()}
                               for m, d in v.items()} for k, v in quality.items()},
-        "steps_to_threshold": {f"{m}/{x}": {k: {"median": d["median"].as_dict(),
-                                                 "censored": d["censored"],
-                                                 "ratios": [r if math.isfinite(r) else None
-                                                            for r in d["ratios"]]}
-                                             for k, d in t.items()}
+        "steps_to_threshold": {f"{m}/{x}": {k: threshold_json(d) for k, d in t.items()}
                                for (m, x), t in stt.items()},
         "step_ms_contended": step_ms,
     }
@@ -781,19 +785,37 @@ CONVERGENCE = COMMITTED.parent.parent / "claims_2000_h200" / "runs.json.gz"
 session (``scripts/claims_carry.py``; its ``meta["sessions"]`` names each call)."""
 
 
-def resolve_sweep(sweep: str | Path = "", smoke: bool = False) -> Path:
+def resolve_sweep(sweep: str | Path = "", smoke: bool = False,
+                  default: Path = COMMITTED) -> Path:
     """What a notebook reads: ``sweep`` if given; else the tiny CPU sweep when ``smoke`` (run
-    now, :func:`smoke_sweep`); else :data:`COMMITTED`."""
+    now, :func:`smoke_sweep`, or read back if it already ran); else ``default``
+    (:data:`COMMITTED`, or :data:`CONVERGENCE` for the 2,000-step sections)."""
     if str(sweep):
         return Path(sweep)
-    return smoke_sweep() if smoke else COMMITTED
+    return smoke_sweep() if smoke else default
 
 
-def open_sweep(sweep: str | Path = "", smoke: bool = False) -> tuple[Path, list[Run],
-                                                                   dict[str, Any]]:
+def open_sweep(sweep: str | Path = "", smoke: bool = False, default: Path = COMMITTED
+               ) -> tuple[Path, list[Run], dict[str, Any]]:
     """What a notebook reads, loaded: ``(path, runs, meta)`` of :func:`resolve_sweep`'s sweep."""
-    path = resolve_sweep(sweep, smoke)
+    path = resolve_sweep(sweep, smoke, default)
     return path, load_runs(path), load_meta(path)
+
+
+def describe(path: Path, runs: Sequence[Run], meta: dict[str, Any]) -> str:
+    """One line on what a sweep holds: its finished runs, methods, seeds, prompts and the GPU
+    sessions that ran it (``meta["sessions"]`` of a sweep grown by ``claims_carry.py``)."""
+    done = [r for r in runs if r.done]
+    sessions = [s["name"] for s in meta.get("sessions") or []]
+    return (f"{path.name}: {len(done)} finished runs of {len(runs)}, "
+            f"{sorted({r.label for r in done})}, seeds {finished_seeds(runs)}, "
+            f"{len({r.prompt for r in done})} prompts"
+            + (f", sessions {sessions}" if sessions else ""))
+
+
+def finished_seeds(runs: Sequence[Run]) -> list[int]:
+    """The seeds of the finished runs, sorted."""
+    return sorted({r.seed for r in runs if r.done})
 
 
 def provenance(path: Path, meta: dict[str, Any]) -> dict[str, Any]:

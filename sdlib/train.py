@@ -88,6 +88,7 @@ __all__ = [
     "paper_config",
     "Trainer",
     "RunResult",
+    "render_result",
     "default_device",
 ]
 
@@ -302,6 +303,32 @@ class RunResult:
     """The turntable video (mp4, or gif without ffmpeg)."""
     mesh: Path | None
     """The mesh (.obj; a .glb beside it)."""
+
+
+@torch.no_grad()
+def render_result(field: RadianceField, cameras: Cameras, size: int, config: RenderConfig,
+                  estimator=None):
+    """A field's :class:`sdlib.shapezoo.RenderResult` at ``cameras`` (``size x size``, no
+    jitter, in eval mode; the field's mode is restored): what ground-truth metrics compare.
+    ``mask`` is ``opacity > 0.5``; ``normals`` are zeros when ``config`` computes none.
+
+    Renders one camera at a time: inside-out scene views put many samples on every ray, and
+    eight of them at once took 8 GiB per run on an H200 (several runs evaluating at the same
+    time ran out of memory)."""
+    from sdlib.shapezoo import RenderResult
+
+    was_training = field.training
+    field.eval()
+    config = replace(config, stratified=False)
+    outs = [render_cameras(field, cameras[i:i + 1], size, size, estimator=estimator,
+                           config=config)
+            for i in range(len(cameras))]
+    field.train(was_training)
+    rgb = torch.cat([o.rgb for o in outs])
+    normals = (torch.cat([o.normals for o in outs]) if outs[0].normals is not None
+               else torch.zeros_like(rgb))
+    return RenderResult(rgb=rgb, depth=torch.cat([o.depth for o in outs]), normals=normals,
+                        mask=(torch.cat([o.opacity for o in outs]) > 0.5).float())
 
 
 class Trainer:
@@ -673,27 +700,10 @@ class Trainer:
 
         return self.config.prompt in PROMPTS or self.config.prompt in SCENE_PROMPTS
 
-    @torch.no_grad()
     def render_eval(self, cameras: Cameras, size: int):
-        """A :class:`sdlib.shapezoo.RenderResult` of the NeRF (no jitter) at ``cameras``.
-
-        Renders one camera at a time: inside-out scene views put many samples on every ray, and
-        eight of them at once took 8 GiB per run on an H200 (several runs evaluating at the same
-        time ran out of memory)."""
-        from sdlib.shapezoo import RenderResult
-
-        was_training = self.field.training
-        self.field.eval()
-        config = replace(self.config.render, stratified=False)
-        outs = [render_cameras(self.field, cameras[i:i + 1], size, size,
-                               estimator=self.estimator, config=config)
-                for i in range(len(cameras))]
-        self.field.train(was_training)
-        rgb = torch.cat([o.rgb for o in outs])
-        normals = (torch.cat([o.normals for o in outs]) if outs[0].normals is not None
-                   else torch.zeros_like(rgb))
-        return RenderResult(rgb=rgb, depth=torch.cat([o.depth for o in outs]), normals=normals,
-                            mask=(torch.cat([o.opacity for o in outs]) > 0.5).float())
+        """A :class:`sdlib.shapezoo.RenderResult` of the NeRF (no jitter) at ``cameras``
+        (:func:`render_result`)."""
+        return render_result(self.field, cameras, size, self.config.render, self.estimator)
 
     def evaluate(self) -> dict[str, float]:
         """Ground-truth metrics at the evaluation cameras (+ classifier accuracy); {} otherwise."""
