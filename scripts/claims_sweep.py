@@ -18,7 +18,8 @@ Grids (each a list of :class:`sdlib.sweep.SweepConfig`, run as one sweep):
 * ``colour``: SDS, SSD and VSD with the render pulled back through the VAE encoder (the
   preset) and towards the decoded target (``pullback=decoded``, notes/colour.md); no probes.
 * ``ablations``: SDS at guidance 3 / 7.5 / 20 / 50 / 100; SSD with the depth, normal and
-  constant baselines and scalar / channel / element μ; SDS with ``t_max`` annealed 0.98 → 0.5.
+  constant baselines and scalar / element μ (the depth run is the preset's channel μ); SDS with
+  ``t_max`` annealed 0.98 → 0.5 over the first half of the steps. No probes.
 
 Each probe result is appended to ``<run>/variance.jsonl``; the gathered table is
 ``results.json``. The priors used are named in ``priors.json`` (sha256 of every shipped file).
@@ -76,9 +77,9 @@ def grids(name: str, seeds: tuple[int, ...], steps: int, eval_every: int, prompt
             SweepConfig(methods=("sds",), vary=tuple(f"guidance_scale={s}" for s in
                                                       (3, 7.5, 20, 50, 100)), **base),
             SweepConfig(methods=("ssd",), vary=("ssd.baseline=depth", "ssd.baseline=normal",
-                                                "ssd.baseline=constant",
-                                                "ssd.coefficient.reduce=scalar",
-                                                "ssd.coefficient.reduce=channel",
+                                                "ssd.baseline=constant"), **base),
+            # one axis at a time (a vary list is a product): μ's shape at the depth baseline
+            SweepConfig(methods=("ssd",), vary=("ssd.coefficient.reduce=scalar",
                                                 "ssd.coefficient.reduce=element"), **base),
             SweepConfig(methods=("sds",), vary=("timesteps.t_max_end=0.5",),
                         overrides=common + ("timesteps.anneal_start=0",

@@ -5,7 +5,8 @@
 # GRID: claims_sweep.py's grid (main, ablations, colour; default main). SWEEP: the folder under
 # outputs/ (default claims). NPROC: torchrun processes (default 16; ranks take GPUs round-robin).
 # Writes outputs/$SWEEP (kept on a warm machine; else seeded from a carried outputs/${SWEEP}_prev),
-# $OUT/$SWEEP.tgz (without checkpoints), $OUT/main_log.txt and $OUT/dmon.txt (GPU load).
+# $OUT/$SWEEP.tgz (without checkpoints), $OUT/${SWEEP}_log.txt and $OUT/${SWEEP}_dmon.txt (GPU
+# load), so two sweeps can run side by side in one call (each with its own NPROC).
 set -u
 secs=$1; shift
 grid=${GRID:-main}
@@ -15,12 +16,12 @@ export OMP_NUM_THREADS=1
 if [ ! -d "outputs/$sweep" ] && [ -d "outputs/${sweep}_prev" ]; then
     cp -r "outputs/${sweep}_prev" "outputs/$sweep"
 fi
-nvidia-smi dmon -s u -d 5 > "$OUT/dmon.txt" 2>&1 &
+nvidia-smi dmon -s u -d 5 > "$OUT/${sweep}_dmon.txt" 2>&1 &
 dmon=$!
 timeout -k 15 "$secs" torchrun --standalone --nproc_per_node "${NPROC:-16}" scripts/claims_sweep.py \
-    "$grid" --out "outputs/$sweep" "$@" > "$OUT/main_log.txt" 2>&1
+    "$grid" --out "outputs/$sweep" "$@" > "$OUT/${sweep}_log.txt" 2>&1
 echo "sweep exit $?"
 kill $dmon
 tar czf "$OUT/$sweep.tgz" --exclude=checkpoint.pt -C outputs "$sweep"
-grep -v "Loading weights" "$OUT/main_log.txt" | tail -40
+grep -v "Loading weights" "$OUT/${sweep}_log.txt" | tail -15
 ls "outputs/$sweep" | wc -l; ls outputs/"$sweep"/*/done.json 2>/dev/null | wc -l
