@@ -37,8 +37,8 @@
 # SDS + μ(t) + stratified on the priors shipped before the scene retraining; seed 0 finished for
 # every prompt and method, seeds 1–2 partly: each point states its number of runs). Section 2,
 # the issue's size: `notes/claims_2000_h200/runs.json.gz` (`claims.CONVERGENCE`: 2,000 steps,
-# 8 prompts × 3 seeds on the shipped priors; SDS and SSD so far). Each file's `meta` names the
-# command, machine and priors.
+# 8 prompts × 3 seeds on the shipped priors; SDS, SSD, VSD and notebook 44's cells design, all
+# 24 runs each). Each file's `meta` names the command, machine and priors.
 # `smoke=True`: a tiny CPU sweep (random priors), which checks the machinery only.
 #
 # **Runtime**: default ≈ 15 s; `smoke=True` ≈ 20 s (2-core CPU).
@@ -114,7 +114,7 @@ plt.show()
 # session by session by `scripts/claims_carry.py`), probed at steps 400, 800, 1,200, 1,600 and
 # 2,000 of each run's own trajectory with the same light design. It holds the methods run so
 # far at that size (its `meta["sessions"]` says which call ran what); methods added to it later
-# (VSD) appear here without a change. `smoke=True` redraws the smoke sweep.
+# appear here without a change. `smoke=True` redraws the smoke sweep.
 
 # %%
 conv_path, conv_runs, conv_meta = ((path, runs, meta) if smoke else claims.open_sweep(
@@ -126,10 +126,29 @@ conv_size = (f"H200, {len({r.prompt for r in conv_runs if r.done})} prompts × s
 fig2, data2 = claims.variance_figure(conv_runs, f"Fig. 5 measured at 2,000 steps ({conv_size})",
                                      n_boot=n_boot)
 print_variance(data2)
+plt.show()  # saved below, with the θ-effect table in its sidecar
+
+# %% [markdown]
+# **Where θ went, apart from the estimator.** A method can have a low variance on its own
+# trajectory because its estimator subtracts noise, or because its θ sits where *every*
+# estimator's θ-gradient is small (a smaller Jacobian of the render in θ). Every probe also
+# evaluates SDS's estimator on its draws, so `claims.theta_effect_curves` compares SDS's
+# estimator at each method's θ with SDS's at the SDS run's θ (same prompt, seed and step):
+# a ratio below 1 is the θ's doing.
+
+# %%
+theta_effect = {f"{sp}/{pt}": claims.theta_effect_curves(conv_runs, sp, pt, n_boot=n_boot)
+                for sp in ("theta", "latent") for pt in ("total", "noise_only")}
+for key, curves in theta_effect.items():
+    print(f"{key}: SDS's estimator at the method's θ / at SDS's θ")
+    for label, c in curves.items():
+        cells = ", ".join(f"{g:.2f} [{lo:.2f}, {hi:.2f}]"
+                          for g, lo, hi in zip(c["gmean"], c["lo"], c["hi"]))
+        print(f"  {label:38s} steps {c['step']}: {cells}  (pairs {c['n']})")
 savefig(fig2, "fig41_variance_2000", out_dir=out_dir, notebook=NOTEBOOK, parameters=parameters,
         seed=seed, data={**claims.provenance(conv_path, conv_meta),
-                         "sessions": conv_meta.get("sessions"), "seeds": conv_seeds, **data2})
-plt.show()
+                         "sessions": conv_meta.get("sessions"), "seeds": conv_seeds, **data2,
+                         "theta_effect": theta_effect})
 
 # %% [markdown]
 # ## Takeaway
@@ -150,11 +169,23 @@ plt.show()
 #   **SDS + μ(t) + stratified** estimator is the only one below SDS in latent space
 #   (0.93–0.97×, noise only 0.87–0.95×); in θ it is 1.00–1.01×.
 # - **At 2,000 steps × 3 seeds on the shipped priors** (section 2,
-#   `figures/fig41_variance_2000.json`; SDS and SSD so far, VSD not yet run at that size): the
-#   same picture, sharper. Paired at the same θ and draws, SSD's θ-variance is 1.06–1.30× SDS's
+#   `figures/fig41_variance_2000.json`; 8 prompts × 3 seeds, 24 runs a method): the same
+#   picture, sharper. Paired at the same θ and draws, SSD's θ-variance is 1.06–1.30× SDS's
 #   at all five checkpoints (steps 400–2,000, 24 runs each, every interval above 1: step 2,000
 #   1.09 [1.06, 1.13]×), its noise-only part 1.12–1.48×, its latent variance 2.4–3.6× (noise
 #   only 3.4–5.3×). On their own trajectories the θ-variances overlap (step 2,000: SDS median
 #   1.2·10⁴ [0.4, 1.8]·10⁴, SSD 1.6·10⁴ [0.5, 2.1]·10⁴); in latent space SSD's is 2–3× SDS's
 #   with intervals far apart. The paper's Fig. 5 ordering (SSD below SDS) is reversed at every
 #   checkpoint we measured, at 500 steps and at 2,000.
+# - **VSD at 2,000 steps: its own variance falls, its estimator does not help.** On its own
+#   trajectory VSD's θ-variance drops to about a third of SDS's (medians at steps 1,200–2,000:
+#   0.26–0.38× SDS's) — the paper's Fig. 5 shape for VSD. Paired at the same θ and draws its
+#   estimator is *above* SDS's at every checkpoint (θ total 1.05–1.18×, every interval above 1;
+#   latent 0.91–0.97×, noise only 0.98–1.00×). The difference is where VSD leads θ: SDS's own
+#   estimator evaluated at VSD's θ has 0.36–0.49× the θ-variance it has at SDS's θ (steps
+#   1,200–2,000, 24 pairs, intervals 0.29–0.57), with the *same* latent variance (1.05–1.14×).
+#   VSD's fields end less sharp (PSNR −0.9 dB, depth correlation −0.05 against SDS, notebook
+#   42), so the render's Jacobian in θ is smaller and every estimator's θ-gradient with it.
+#   A variance curve on each method's own trajectory (the paper's Fig. 5) can thus rank methods
+#   by where they went rather than by how they estimate; the paired ratios are the test of an
+#   estimator.

@@ -114,8 +114,9 @@ plt.show()
 #
 # The size: the 2,000-step sweep (`claims.CONVERGENCE`, notebook 44 §4), evaluated every
 # 100 steps; crossings are interpolated between evaluations (`interpolate=True`), else a ratio
-# could only move in steps of 100/threshold-step. It holds the methods run so far at that size
-# (`meta["sessions"]`); VSD appears here once it is added. `smoke=True` redraws the smoke sweep.
+# could only move in steps of 100/threshold-step. It holds SDS, SSD, VSD and the cells design,
+# 24 runs each (`meta["sessions"]` says which call ran what). `smoke=True` redraws the smoke
+# sweep.
 
 # %%
 conv_path, conv_runs, conv_meta = ((path, runs, meta) if smoke else claims.open_sweep(
@@ -151,10 +152,20 @@ plt.show()
 #   SSD's step costs 0.67× VSD's, consistent with the paper's ~30% (a property of the cost of a
 #   depth prediction against a LoRA UNet step, not of variance).
 # - **At 2,000 steps × 3 seeds on the shipped priors** (section 2,
-#   `figures/fig42_convergence_2000.json`; 24 (prompt, seed) pairs; SDS, SSD and the cells design
-#   of notebook 44 so far, VSD not yet run at that size): SSD reaches 95% of SDS's final IoU in
+#   `figures/fig42_convergence_2000.json`; 24 (prompt, seed) pairs; SDS, SSD, VSD and the cells
+#   design of notebook 44): SSD reaches 95% of SDS's final IoU in
 #   1.02 [1.00, 1.03]× SDS's steps, PSNR 1.03 [1.01, 1.05]×, depth 1.04 [1.03, 1.08]×: not the
 #   paper's 0.78–0.86, and slightly *slower*, every interval at or above 1. It ends level (IoU
 #   +0.001 [−0.002, +0.003], PSNR −0.02 [−0.10, +0.04] dB). Every method's colour error settles
 #   at ΔE ≈ 22–23 by step 300 and stays there to step 2,000: more steps do not fix the colours
-#   (notebook 43). Contended ms per step: SDS 171, SSD 200, cells 222.
+#   (notebook 43). Contended ms per step: SDS 171, SSD 200, cells 222, VSD 456 (VSD's session
+#   ran 12 VSD processes a GPU beside 4–8 processes of the ablation sweep; the others 16 a GPU:
+#   compare step times within a session before reading much into VSD's).
+# - **VSD at 2,000 steps** (24 pairs): as many steps as SDS to 95% of SDS's final IoU (1.02
+#   [1.00, 1.06]×), 2.4 [2.2, 2.7]× its seconds; it never reaches SDS's PSNR in 3 of 24 pairs
+#   (ratio 1.26 [1.01, 1.61]×) nor its depth correlation in 6 (1.62 [1.34, 3.04]×). It ends
+#   lower: IoU −0.007 [−0.011, −0.003], PSNR −0.92 [−1.14, −0.69] dB, depth correlation −0.05
+#   [−0.07, −0.02], ΔE +1.8 [+0.8, +2.7] worse, and its colour error creeps up after step 1,000
+#   (22 → 24.7). Against VSD the paper's direction holds for PSNR and depth (SSD reaches SDS's
+#   level in 1.03× and 1.04× SDS's steps, VSD in 1.26× and 1.62×; IoU ties at 1.02): because
+#   VSD is slower than SDS here, not because SSD is faster than SDS.

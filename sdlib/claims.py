@@ -63,6 +63,8 @@ __all__ = [
     "smoke_sweep", "SMOKE_ARGS", "plot_curves", "COLOURS", "COMMITTED", "resolve_sweep",
     "open_sweep", "provenance", "priors_digest", "variance_figure", "convergence_figure",
     "method_colour", "CONVERGENCE", "threshold_json", "describe", "finished_seeds",
+    "ABLATIONS", "ABLATION_SWEEP", "ablation_table", "ablation_json", "ablation_figure",
+    "theta_effect_curves",
 ]
 
 METRICS = ("mask_iou", "psnr", "depth_pearson", "classifier_accuracy", "color_delta_e")
@@ -338,6 +340,47 @@ def paired_ratio_curves(runs: Sequence[Run], space: str = "theta", part: str = "
     return out
 
 
+def theta_effect_curves(runs: Sequence[Run], space: str = "theta", part: str = "total",
+                        n_boot: int = 2000) -> dict[str, dict[str, list[Any]]]:
+    """Where a method's trajectory leads, apart from its estimator: SDS's estimator at the
+    method's θ over SDS's estimator at the SDS run's θ (same prompt, seed and probe step).
+
+    Every run's probe also evaluates SDS on its draws (``rec[space]["sds"]``), so
+    ``part_SDS(θ_method) / part_SDS(θ_SDS)`` isolates the θ: a method whose own variance is
+    low along its trajectory while its estimator is no better at the same θ
+    (:func:`paired_ratio_curves` ≥ 1) owes the difference to where it went, not to how it
+    estimates. Returns ``{label: {"step", "gmean", "lo", "hi", "n"}}`` (geometric mean over
+    prompt-seed pairs, 95% bootstrap interval); SDS's own runs are the denominator.
+    """
+    base: dict[tuple[str, int, int], float] = {}
+    for r in runs:
+        if _own_key(r) == "sds":
+            for rec in r.variance:
+                d = rec.get(space, {}).get("sds")
+                if d is not None:
+                    base[(r.prompt, r.seed, int(rec["step"]))] = d[part]
+    out = {}
+    for label, rs in _by_label(runs).items():
+        per_step: dict[int, list[float]] = {}
+        for r in rs:
+            if _own_key(r) == "sds":
+                continue
+            for rec in r.variance:
+                d = rec.get(space, {}).get("sds")
+                ref = base.get((r.prompt, r.seed, int(rec["step"])))
+                if d is not None and ref and ref > 0 and d[part] > 0:
+                    per_step.setdefault(int(rec["step"]), []).append(d[part] / ref)
+        if not per_step:
+            continue
+        curve: dict[str, list[Any]] = {"step": [], "gmean": [], "lo": [], "hi": [], "n": []}
+        for step in sorted(per_step):
+            ci = bootstrap_ci(per_step[step], _gmean, n_boot=n_boot)
+            for k, v in zip(curve, (step, ci.estimate, ci.lo, ci.hi, ci.n)):
+                curve[k].append(v)
+        out[label] = curve
+    return out
+
+
 PARTS = ("between_cameras", "between_timesteps", "interaction", "noise_only")
 
 
@@ -544,6 +587,114 @@ def final_quality(runs: Sequence[Run], metrics: Sequence[str] = METRICS,
 
 
 # ---------------------------------------------------------------------- efficiency
+ABLATIONS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "guidance scale (SDS)": ("sds", "guidance_scale=7.5",
+                             ("guidance_scale=3", "guidance_scale=7.5", "guidance_scale=20",
+                              "guidance_scale=50", "guidance_scale=100")),
+    "t_max annealed 0.98 → 0.5 (SDS)": ("sds", "guidance_scale=7.5",
+                                        ("timesteps.t_max_end=0.5",)),
+    "baseline φ (SSD)": ("ssd", "ssd.baseline=depth",
+                         ("ssd.baseline=depth", "ssd.baseline=normal", "ssd.baseline=constant")),
+    "μ shape (SSD, depth φ)": ("ssd", "ssd.baseline=depth",
+                               ("ssd.coefficient.reduce=scalar", "ssd.baseline=depth",
+                                "ssd.coefficient.reduce=element")),
+}
+"""The ablation grid of ``scripts/claims_sweep.py ablations``: group → (method, the reference
+variant, the variants in display order, the reference among them or first). The reference runs
+are the preset (guidance 7.5; SSD's depth baseline with channel μ), compared with each variant
+on the same (prompt, seed)."""
+
+
+def ablation_table(runs: Sequence[Run], metrics: Sequence[str] = METRICS, n_boot: int = 2000,
+                   seed: int = 0) -> dict[str, dict[str, dict[str, Any]]]:
+    """Final quality of each ablation variant and its paired difference to the reference.
+
+    For each group of :data:`ABLATIONS` and each variant (the reference included), over the
+    finished runs: ``{"n": pairs, metric: {"mean": Interval, "diff": Interval}}``, where
+    ``mean`` is over the variant's runs and ``diff`` is the mean of ``variant − reference`` over
+    the (prompt, seed) pairs where both finished (95% bootstrap intervals). Groups without a
+    finished reference are left out.
+    """
+    done = [r for r in runs if r.done]
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for group, (method, ref, variants) in ABLATIONS.items():
+        refs = {r.pair: r for r in done if r.method == method and r.variant == ref}
+        if not refs:
+            continue
+        rows: dict[str, dict[str, Any]] = {}
+        for variant in (variants if ref in variants else (ref, *variants)):
+            mine = {r.pair: r for r in done if r.method == method and r.variant == variant}
+            pairs = sorted(set(mine) & set(refs))
+            row: dict[str, Any] = {"n": len(pairs), "runs": len(mine)}
+            for m in metrics:
+                vals = [r.final(m) for r in mine.values()]
+                diffs = [mine[p].final(m) - refs[p].final(m) for p in pairs]
+                row[m] = {"mean": bootstrap_ci(vals, n_boot=n_boot, seed=seed),
+                          "diff": bootstrap_ci(diffs, n_boot=n_boot, seed=seed)}
+            rows[variant] = row
+        out[group] = rows
+    return out
+
+
+def ablation_json(table: dict[str, dict[str, dict[str, Any]]]) -> dict[str, Any]:
+    """:func:`ablation_table`'s result with its intervals as dicts (for a figure's sidecar)."""
+    return {g: {v: {k: (x if k in ("n", "runs") else {a: i.as_dict() for a, i in x.items()})
+                    for k, x in row.items()} for v, row in rows.items()}
+            for g, rows in table.items()}
+
+
+def _ablation_tick(variant: str, names: Sequence[str], ref: str) -> str:
+    """``value`` of ``key=value``; the reference is "preset" when its key is not the group's
+    (channel μ is the depth run; the t_max group's reference is guidance 7.5)."""
+    key, _, value = variant.partition("=")
+    if variant != ref:
+        return value
+    others = {n.partition("=")[0] for n in names if n != ref}
+    if key in others:
+        return f"{value} (preset)"
+    return "channel (preset)" if "coefficient.reduce" in " ".join(others) else "preset"
+
+
+def ablation_figure(table: dict[str, dict[str, dict[str, Any]]],
+                    metrics: Sequence[str] = ("color_delta_e", "mask_iou", "psnr"),
+                    title: str = "") -> Any:
+    """The ablations (notebook 43): one column per group, one row per metric; each variant's
+    paired difference to the group's reference (mean and 95% interval; the reference, black,
+    at 0)."""
+    import matplotlib.pyplot as plt
+
+    groups = list(table)
+    fig, axes = plt.subplots(len(metrics), max(1, len(groups)),
+                             figsize=(3.6 * max(1, len(groups)), 2.4 * len(metrics)),
+                             squeeze=False)
+    for col, group in enumerate(groups):
+        rows = table[group]
+        names = list(rows)
+        for row_i, m in enumerate(metrics):
+            ax = axes[row_i, col]
+            for i, v in enumerate(names):
+                d = rows[v][m]["diff"]
+                if d.n == 0:
+                    continue
+                lo = d.lo if math.isfinite(d.lo) else d.estimate
+                hi = d.hi if math.isfinite(d.hi) else d.estimate
+                ax.errorbar(i, d.estimate, yerr=[[d.estimate - lo], [hi - d.estimate]], fmt="o",
+                            color="k" if v == ABLATIONS[group][1] else "C3", capsize=3, ms=4)
+            ax.axhline(0.0, color="grey", lw=0.8, ls=":")
+            ax.set_xticks(range(len(names)))
+            ax.set_xticklabels([_ablation_tick(v, names, ABLATIONS[group][1]) for v in names],
+                               fontsize=7)
+            if row_i == 0:
+                ax.set_title(group, fontsize=9)
+            if col == 0:
+                ax.set_ylabel(f"Δ {m} vs ref" + (" (lower better)" if m == "color_delta_e"
+                                                  else ""), fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
 def efficiency_table(runs: Sequence[Run]) -> dict[str, dict[str, Any]]:
     """Variance per UNet evaluation of each design relative to SDS's, over the probed θs.
 
@@ -783,6 +934,10 @@ COMMITTED = Path(__file__).resolve().parent.parent / "notes" / "claims_h200" / "
 CONVERGENCE = COMMITTED.parent.parent / "claims_2000_h200" / "runs.json.gz"
 """The committed 2,000-step sweep on the shipped priors (issue 12, item 7), grown session by
 session (``scripts/claims_carry.py``; its ``meta["sessions"]`` names each call)."""
+
+ABLATION_SWEEP = COMMITTED.parent.parent / "ablations_h200" / "runs.json.gz"
+"""The committed ablation sweep (``scripts/claims_sweep.py ablations``, 800 steps; :data:`ABLATIONS`
+names its groups), packed by ``scripts/claims_carry.py`` like :data:`CONVERGENCE`."""
 
 
 def resolve_sweep(sweep: str | Path = "", smoke: bool = False,

@@ -174,3 +174,47 @@ def test_variance_curves_take_each_runs_own_estimator_and_leave_out_runs_without
     assert set(curves) == {"SDS", "SSD (paper)"}
     assert curves["SDS"]["median"] == [3.0] and curves["SDS"]["n"] == [2]
     assert curves["SSD (paper)"]["median"] == [8.0] and curves["SSD (paper)"]["n"] == [1]
+
+
+def test_theta_effect_pairs_sds_at_each_methods_theta_with_the_sds_run_of_the_same_prompt_seed(
+        ) -> None:
+    def run(method: str, prompt: str, seed: int, sds_total: float, variant: str = "") -> Run:
+        rec = {"step": 10, "kind": "light", "theta": {"sds": {"total": sds_total},
+                                                       "own": {"total": 1.0}}}
+        return Run(run_id=f"{prompt}__{method}__seed{seed}", prompt=prompt, method=method,
+                   seed=seed, variant=variant, done=True, steps=10, step_ms=1.0,
+                   variance=(rec,))
+
+    runs = [run("sds", "p", 0, 8.0), run("sds", "q", 0, 2.0),
+            run("vsd", "p", 0, 2.0), run("vsd", "q", 0, 2.0),  # ratios 1/4 and 1: gmean 1/2
+            run("vsd", "r", 0, 5.0)]  # no SDS run of prompt r: unpaired, left out
+    curves = claims.theta_effect_curves(runs, "theta", "total", n_boot=50)
+    assert set(curves) == {"VSD"}
+    assert curves["VSD"]["gmean"] == pytest.approx([0.5]) and curves["VSD"]["n"] == [2]
+    assert claims.theta_effect_curves(runs[:2]) == {}
+
+
+def test_ablation_table_pairs_each_variant_with_the_reference_of_the_same_prompt_and_seed(
+        ) -> None:
+    def run(variant: str, prompt: str, seed: int, iou: float, done: bool = True) -> Run:
+        r = _run("sds", prompt, seed, [0.1, iou], done=done)
+        return Run(run_id=f"{r.run_id}__{variant}", prompt=prompt, method="sds", seed=seed,
+                   variant=variant, done=done, steps=r.steps, step_ms=r.step_ms, evals=r.evals)
+
+    ref, g3 = "guidance_scale=7.5", "guidance_scale=3"
+    runs = [run(ref, "a", 0, 0.5), run(ref, "b", 0, 0.7),
+            run(g3, "a", 0, 0.6), run(g3, "b", 0, 0.9),  # paired differences 0.1 and 0.2
+            run(g3, "c", 0, 0.1),  # no reference for prompt c: in the mean, not in the diff
+            run(g3, "d", 0, 0.0, done=False)]  # unfinished: left out
+    table = claims.ablation_table(runs, metrics=("mask_iou",), n_boot=200)
+    assert set(table) == {"guidance scale (SDS)", "t_max annealed 0.98 → 0.5 (SDS)"}
+    row = table["guidance scale (SDS)"][g3]
+    assert row["n"] == 2 and row["runs"] == 3
+    assert row["mask_iou"]["diff"].estimate == pytest.approx(0.15)
+    assert row["mask_iou"]["mean"].estimate == pytest.approx((0.6 + 0.9 + 0.1) / 3)
+    assert table["guidance scale (SDS)"][ref]["mask_iou"]["diff"].estimate == 0.0
+    assert table["guidance scale (SDS)"]["guidance_scale=50"]["n"] == 0
+    fig = claims.ablation_figure(table, metrics=("mask_iou",))
+    assert len(fig.axes) == 2
+    flat = json.loads(json.dumps(claims.ablation_json(table)))
+    assert flat["guidance scale (SDS)"][g3]["mask_iou"]["diff"]["n"] == 2
