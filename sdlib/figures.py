@@ -75,7 +75,8 @@ def _git_commit() -> str | None:
         return None
     sha = out.stdout.strip()
     dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--untracked-files=no"],
+        # figures/ holds outputs, not inputs: regenerating one figure must not mark the next dirty
+        ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!figures"],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=10,
     ).stdout.strip()
     return sha + ("-dirty" if dirty else "")
