@@ -173,6 +173,33 @@ def test_color_error_hand_computed() -> None:
         color_error(pred, true[:1], mask)
 
 
+def test_color_error_split_by_overlap_and_mean_colour() -> None:
+    from sdlib.shapezoo import color_error
+
+    red, green, blue = (1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0)
+    true = torch.tensor([[red, green], [red, green]])  # [2, 2, 3], all object
+    true_mask = torch.ones(2, 2)
+    # the render covers the top row only, with the colours swapped; the bottom row is blue
+    pred = torch.tensor([[green, red], [blue, blue]])
+    pred_mask = torch.tensor([[1.0, 1.0], [0.0, 0.0]])
+    out = color_error(pred, true, true_mask, pred_mask=pred_mask)
+    rg = math.dist(LAB_REFERENCE[red], LAB_REFERENCE[green])
+    assert out["uncovered_fraction"] == pytest.approx(0.5)
+    assert out["color_delta_e_overlap"] == pytest.approx(rg, abs=1e-3)  # both pixels swapped
+    assert out["color_delta_e_of_mean"] == pytest.approx(0.0, abs=1e-9)  # same mean colour
+    whole = (2 * rg + math.dist(LAB_REFERENCE[blue], LAB_REFERENCE[red])
+             + math.dist(LAB_REFERENCE[blue], LAB_REFERENCE[green])) / 4
+    assert out["color_delta_e"] == pytest.approx(whole, abs=1e-3)
+    # a uniform shift: all of the overlap error is the mean's
+    dark = color_error(true * 0.5, true, true_mask, pred_mask=true_mask)
+    assert dark["uncovered_fraction"] == 0.0
+    assert dark["color_delta_e_of_mean"] < dark["color_delta_e_overlap"] + 1e-9
+    assert math.isnan(color_error(pred, true, true_mask, pred_mask=torch.zeros(2, 2))[
+        "color_delta_e_overlap"])
+    with pytest.raises(ValueError, match="pred_mask"):
+        color_error(pred, true, true_mask, pred_mask=torch.ones(3, 3))
+
+
 def true_render_color_error(name: str, perturb, size: int = 16) -> dict[str, float]:
     """:func:`evaluate`'s colour error of ``name``'s true render with ``perturb`` applied to its
     RGB (``perturb(rgb, mask) -> rgb``, ``rgb [B, H, W, 3]``, ``mask [B, H, W, 1]``)."""
@@ -182,6 +209,8 @@ def true_render_color_error(name: str, perturb, size: int = 16) -> dict[str, flo
     rgb = perturb(true.rgb, true.mask[..., None]).clamp(0, 1)
     scores = evaluate(RenderResult(rgb, true.depth, true.normals, true.mask), name,
                       height=size, width=size)
+    assert scores["uncovered_fraction"] == 0.0  # the true mask: every pixel covered
+    assert scores["color_delta_e_overlap"] == pytest.approx(scores["color_delta_e"])
     return {k: scores[k] for k in ("color_delta_e", "color_rgb_mae")}
 
 

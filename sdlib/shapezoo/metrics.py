@@ -193,16 +193,28 @@ def srgb_to_lab(rgb: Tensor) -> Tensor:
 
 
 def color_error(pred_rgb: Tensor, true_rgb: Tensor, true_mask: Tensor,
-                threshold: float = 0.5) -> dict[str, float]:
+                threshold: float = 0.5, pred_mask: Tensor | None = None) -> dict[str, float]:
     """Mean colour error inside the true mask, per image, then averaged over images.
+
+    With ``pred_mask`` (the render's opacity) the error is also split by where it comes from:
+
+    * ``color_delta_e_overlap``: mean ΔE over pixels inside both masks (colour where the
+      geometry agrees; the true-mask mean also counts pixels the render leaves uncovered);
+    * ``color_delta_e_of_mean``: ΔE between the mean Lab colours of render and truth over those
+      pixels (a global colour shift; the rest of the overlap error is detail, e.g. a bear's
+      nose or a mushroom's spots);
+    * ``uncovered_fraction``: the share of true-mask pixels outside the render's mask.
 
     Args:
         pred_rgb, true_rgb: ``[B, H, W, 3]`` (or one ``[H, W, 3]``) sRGB in [0, 1].
         true_mask: ``[B, H, W]`` (or ``[H, W]``), binarised at ``threshold``.
+        threshold: the masks' binarisation threshold.
+        pred_mask: optional ``[B, H, W]`` (or ``[H, W]``) render opacity.
 
     Returns:
-        ``{"color_delta_e": mean CIE76 ΔE*ab, "color_rgb_mae": mean |Δ| per channel}``;
-        images with an empty true mask are left out (NaN if all are).
+        ``{"color_delta_e": mean CIE76 ΔE*ab, "color_rgb_mae": mean |Δ| per channel}`` (+ the
+        three above with ``pred_mask``); images with an empty (true, or overlap) mask are left
+        out (NaN if all are).
     """
     a, b = torch.as_tensor(pred_rgb), torch.as_tensor(true_rgb)
     if a.shape != b.shape or a.shape[-1] != 3:
@@ -210,23 +222,43 @@ def color_error(pred_rgb: Tensor, true_rgb: Tensor, true_mask: Tensor,
                          f"{tuple(b.shape)} must both be [B, H, W, 3]")
     if a.dim() == 3:
         a, b = a[None], b[None]
-    m = _flat(true_mask) > threshold  # [B, P]
-    if m.shape != a.shape[:1] + (a.shape[1] * a.shape[2],):
-        raise ValueError(f"color_error: true_mask {tuple(torch.as_tensor(true_mask).shape)} "
-                         f"does not match the images {tuple(a.shape[:3])}")
+    masks = {"true_mask": true_mask} | ({} if pred_mask is None else {"pred_mask": pred_mask})
+    flat = {}
+    for name, mask in masks.items():
+        flat[name] = _flat(mask) > threshold  # [B, P]
+        if flat[name].shape != a.shape[:1] + (a.shape[1] * a.shape[2],):
+            raise ValueError(f"color_error: {name} {tuple(torch.as_tensor(mask).shape)} "
+                             f"does not match the images {tuple(a.shape[:3])}")
+    m = flat["true_mask"]
     a = a.reshape(a.shape[0], -1, 3).double()
     b = b.reshape(b.shape[0], -1, 3).double()
-    delta_e = (srgb_to_lab(a) - srgb_to_lab(b)).norm(dim=-1)  # [B, P]
+    lab_a, lab_b = srgb_to_lab(a), srgb_to_lab(b)
+    delta_e = (lab_a - lab_b).norm(dim=-1)  # [B, P]
     mae = (a - b).abs().mean(-1)
+    nan = {"color_delta_e": math.nan, "color_rgb_mae": math.nan}
+    if pred_mask is not None:
+        nan |= {"color_delta_e_overlap": math.nan, "color_delta_e_of_mean": math.nan,
+                "uncovered_fraction": math.nan}
     n = m.sum(-1)
     ok = n > 0
     if not bool(ok.any()):
-        return {"color_delta_e": math.nan, "color_rgb_mae": math.nan}
+        return nan
     w = m.double()
-    per_image_e = (delta_e * w).sum(-1)[ok] / n[ok]
-    per_image_mae = (mae * w).sum(-1)[ok] / n[ok]
-    return {"color_delta_e": float(per_image_e.mean()),
-            "color_rgb_mae": float(per_image_mae.mean())}
+    out = {"color_delta_e": float(((delta_e * w).sum(-1)[ok] / n[ok]).mean()),
+           "color_rgb_mae": float(((mae * w).sum(-1)[ok] / n[ok]).mean())}
+    if pred_mask is None:
+        return out
+    both = (m & flat["pred_mask"]).double()  # [B, P]
+    nb = both.sum(-1)
+    out["uncovered_fraction"] = float((1.0 - nb[ok] / n[ok]).mean())
+    ok2 = nb > 0
+    if not bool(ok2.any()):
+        return {**out, "color_delta_e_overlap": math.nan, "color_delta_e_of_mean": math.nan}
+    out["color_delta_e_overlap"] = float(((delta_e * both).sum(-1)[ok2] / nb[ok2]).mean())
+    mean_a = (lab_a * both[..., None]).sum(1)[ok2] / nb[ok2, None]  # [B', 3]
+    mean_b = (lab_b * both[..., None]).sum(1)[ok2] / nb[ok2, None]
+    out["color_delta_e_of_mean"] = float((mean_a - mean_b).norm(dim=-1).mean())
+    return out
 
 
 def chamfer_distance(points_a: Tensor, points_b: Tensor, chunk: int = 4096) -> Tensor:
@@ -359,8 +391,9 @@ def evaluate(
         device: device of the cameras and reference renders.
 
     Returns:
-        ``{"mask_iou", "depth_pearson", "psnr", "color_delta_e", "color_rgb_mae", "n_views"}``
-        (+ ``"chamfer"`` with a mesh).
+        ``{"mask_iou", "depth_pearson", "psnr", "color_delta_e", "color_rgb_mae",
+        "color_delta_e_overlap", "color_delta_e_of_mean", "uncovered_fraction", "n_views"}``
+        (:func:`color_error` with the render's mask; + ``"chamfer"`` with a mesh).
     """
     obj = get_object(prompt)
     cams = eval_cameras(n_views, elevation, device=device)
@@ -377,7 +410,7 @@ def evaluate(
         "mask_iou": float(mask_iou(result.mask, true.mask)),
         "depth_pearson": float(depth_pearson(result.depth, true.depth, result.mask, true.mask)),
         "psnr": float(psnr(result.rgb, true.rgb)),
-        **color_error(result.rgb, true.rgb, true.mask),
+        **color_error(result.rgb, true.rgb, true.mask, pred_mask=result.mask),
         "n_views": n_views,
     }
     if mesh is not None:
