@@ -88,8 +88,10 @@ def grids(name: str, seeds: tuple[int, ...], steps: int, eval_every: int, prompt
         ]
     if name == "colour":
         base = {**base, "variance_steps": ()}
-        return [SweepConfig(methods=("sds", "ssd", "vsd"),
-                            vary=("pullback=latent", "pullback=decoded"), **base)]
+        keep = tuple(m for m in ("sds", "ssd", "vsd") if m in (methods or ("sds", "ssd", "vsd")))
+        if not keep:
+            raise ValueError(f"colour grid: methods {methods}; accepted: sds, ssd, vsd")
+        return [SweepConfig(methods=keep, vary=("pullback=latent", "pullback=decoded"), **base)]
     raise ValueError(f"grid {name!r}; accepted: main, ablations, colour")
 
 
@@ -274,8 +276,8 @@ def main() -> None:
     ap.add_argument("--prompts", nargs="+", default=list(BENCHMARK_PROMPTS))
     ap.add_argument("--methods", nargs="+", default=None,
                     choices=["sds", "ssd", "vsd", "combo", "cells"],
-                    help="main grid: only these (combo: SDS + μ(t) + stratified; cells: SDS + "
-                         "the cell control variate + antithetic + stratified)")
+                    help="main and colour grids: only these (combo: SDS + μ(t) + stratified; "
+                         "cells: SDS + the cell control variate + antithetic + stratified)")
     ap.add_argument("--device", default=None)
     ap.add_argument("--set", action="append", default=[], help="extra key=value override")
     ap.add_argument("--light", type=int, nargs=3, default=None, metavar=("K", "T", "N"))
