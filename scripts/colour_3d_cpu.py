@@ -139,7 +139,8 @@ def split(rows_path: Path, runs_dir: Path, figure: str | None) -> None:
         truth = {p: render(p, eval_cameras(8, device="cpu"), cfg.eval_size,
                            cfg.eval_size).rgb[::2] for p in prompts}
         lines = [(f"truth: {p[:22]}", truth[p]) for p in prompts]
-        lines += [(f"{r['prompt'][2:16]} {r['pullback']} s={r.get('guidance', 7.5):g}: "
+        lines += [(f"{r['prompt'][2:16]} {r['pullback']} s={r.get('guidance', 7.5):g}, "
+                   f"{r.get('render_size', 32)}² renders: "
                    f"ΔE {r['color_delta_e']:.0f}, mean {r['color_delta_e_of_mean']:.0f}", v)
                   for r, v in shown]
         fig, axes = plt.subplots(len(lines), 4, figsize=(6, 1.6 * len(lines)), squeeze=False)
@@ -149,7 +150,7 @@ def split(rows_path: Path, runs_dir: Path, figure: str | None) -> None:
                 axes[i, j].axis("off")
             axes[i, 0].set_title(title, fontsize=7, loc="left")
         fig.tight_layout()
-        fig.savefig(figure, dpi=110)
+        fig.savefig(figure, dpi=90)
         print(f"wrote {figure}")
 
 
