@@ -218,12 +218,13 @@ for j, (pb, col) in enumerate((("latent", "#7f7f7f"), ("decoded", "#ff7f0e"))):
     for b, iou in zip(bars, ious):
         ax.text(b.get_x() + b.get_width() / 2, b.get_height(), f"IoU {iou:.2f}", ha="center",
                 va="bottom", fontsize=7)
-ax.set_xticks(np.arange(len(objs)) + 0.2, [f"{o[0].replace('a ', '', 1)[:16]}, {o[1]}²"
+ax.set_xticks(np.arange(len(objs)) + 0.2, [f"{' '.join(o[0].split()[1:3])}, {o[1]}²"
                                            for o in objs], fontsize=8)
+ax.set_ylim(0, 1.3 * ax.get_ylim()[1])  # room above the bars for the legend
 ax.set_ylabel("colour error ΔE")
 ax.set_title("(b) the fix in 3-D (CPU, SDS, 300 steps; bars ΔE, dashes the mean colour's)",
              fontsize=10)
-ax.legend(fontsize=7)
+ax.legend(fontsize=7, loc="upper center", ncol=3)
 ax = axes[2]
 for j, (which, col, name) in enumerate(((0, "#aec7e8", "priors before the scene retraining, "
                                          "500 steps"),
