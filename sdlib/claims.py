@@ -885,13 +885,14 @@ def variance_figure(runs: Sequence[Run], title: str, n_boot: int = 2000
 def convergence_figure(runs: Sequence[Run], title: str, fraction: float = 0.95,
                        n_boot: int = 2000, interpolate: bool = False
                        ) -> tuple[Any, dict[str, Any]]:
-    """Fig. 7 measured (notebook 42): mask IoU, PSNR, depth Pearson and ΔE (columns) against
-    steps (top) and contended seconds (bottom), mean and 95% interval over runs
-    (:func:`metric_curves`).
+    """Fig. 7 measured (notebook 42): mask IoU, PSNR, depth Pearson, classifier accuracy and ΔE
+    (columns) against steps (top) and contended seconds (bottom), mean and 95% interval over
+    runs (:func:`metric_curves`).
 
     Returns ``(figure, data)``; ``data`` holds the final quality with the paired differences to
-    SDS (:func:`final_quality`), the steps and seconds to ``fraction`` of SDS's final IoU, PSNR
-    and depth (:func:`steps_to_threshold`, ``interpolate`` between evaluations or not) and each
+    SDS (:func:`final_quality`), the steps and seconds to ``fraction`` of SDS's final IoU, PSNR,
+    depth and classifier accuracy (:func:`steps_to_threshold`, ``interpolate`` between
+    evaluations or not) and each
     method's median contended ms per step.
     """
     import matplotlib.pyplot as plt
@@ -899,13 +900,14 @@ def convergence_figure(runs: Sequence[Run], title: str, fraction: float = 0.95,
     quality = final_quality(runs, n_boot=n_boot)
     stt = {(m, x): steps_to_threshold(runs, m, fraction, x=x, n_boot=n_boot,
                                       interpolate=interpolate)
-           for m in ("mask_iou", "psnr", "depth_pearson") for x in ("step", "train_seconds")}
+           for m in ("mask_iou", "psnr", "depth_pearson", "classifier_accuracy")
+           for x in ("step", "train_seconds")}
     per_label: dict[str, list[float]] = {}
     for r in runs:
         per_label.setdefault(r.label, []).append(r.step_ms)
     step_ms = {k: float(np.nanmedian(v)) for k, v in per_label.items()}
-    metrics = ("mask_iou", "psnr", "depth_pearson", "color_delta_e")
-    fig, axes = plt.subplots(2, 4, figsize=(17, 7))
+    metrics = ("mask_iou", "psnr", "depth_pearson", "classifier_accuracy", "color_delta_e")
+    fig, axes = plt.subplots(2, len(metrics), figsize=(21, 7))
     for col, m in enumerate(metrics):
         for row, x in enumerate(("step", "train_seconds")):
             ax = axes[row, col]
