@@ -126,29 +126,26 @@ conv_size = (f"H200, {len({r.prompt for r in conv_runs if r.done})} prompts × s
 fig2, data2 = claims.variance_figure(conv_runs, f"Fig. 5 measured at 2,000 steps ({conv_size})",
                                      n_boot=n_boot)
 print_variance(data2)
-plt.show()  # saved below, with the θ-effect table in its sidecar
+savefig(fig2, "fig41_variance_2000", out_dir=out_dir, notebook=NOTEBOOK, parameters=parameters,
+        seed=seed, data={**claims.provenance(conv_path, conv_meta),
+                         "sessions": conv_meta.get("sessions"), "seeds": conv_seeds, **data2})
+plt.show()
 
 # %% [markdown]
-# **Where θ went, apart from the estimator.** A method can have a low variance on its own
-# trajectory because its estimator subtracts noise, or because its θ sits where *every*
+# **Where θ went, apart from the estimator** (column 4). A method can have a low variance on its
+# own trajectory because its estimator subtracts noise, or because its θ sits where *every*
 # estimator's θ-gradient is small (a smaller Jacobian of the render in θ). Every probe also
 # evaluates SDS's estimator on its draws, so `claims.theta_effect_curves` compares SDS's
 # estimator at each method's θ with SDS's at the SDS run's θ (same prompt, seed and step):
-# a ratio below 1 is the θ's doing.
+# a ratio below 1 is the θ's doing. Column 1 is roughly column 3 times column 4.
 
 # %%
-theta_effect = {f"{sp}/{pt}": claims.theta_effect_curves(conv_runs, sp, pt, n_boot=n_boot)
-                for sp in ("theta", "latent") for pt in ("total", "noise_only")}
-for key, curves in theta_effect.items():
+for key, curves in data2["theta_effect"].items():
     print(f"{key}: SDS's estimator at the method's θ / at SDS's θ")
     for label, c in curves.items():
         cells = ", ".join(f"{g:.2f} [{lo:.2f}, {hi:.2f}]"
                           for g, lo, hi in zip(c["gmean"], c["lo"], c["hi"]))
         print(f"  {label:38s} steps {c['step']}: {cells}  (pairs {c['n']})")
-savefig(fig2, "fig41_variance_2000", out_dir=out_dir, notebook=NOTEBOOK, parameters=parameters,
-        seed=seed, data={**claims.provenance(conv_path, conv_meta),
-                         "sessions": conv_meta.get("sessions"), "seeds": conv_seeds, **data2,
-                         "theta_effect": theta_effect})
 
 # %% [markdown]
 # ## Takeaway

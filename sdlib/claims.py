@@ -839,13 +839,16 @@ def plot_curves(ax: Any, curves: dict[str, dict[str, list[Any]]], y: str, x: str
 
 def variance_figure(runs: Sequence[Run], title: str, n_boot: int = 2000
                     ) -> tuple[Any, dict[str, Any]]:
-    """Fig. 5 measured (notebook 41): a 2 × 3 grid, θ (top) and latent (bottom) gradients.
+    """Fig. 5 measured (notebook 41): a 2 × 4 grid, θ (top) and latent (bottom) gradients.
 
     Columns 1-2: each method's own ``tr Cov`` of one draw along its own trajectory, total and
     noise only (:func:`variance_curves`, median over runs and 95% interval; log scale). Column 3:
     each estimator over SDS's at the same θ and draws, total (solid) and noise only (dashed)
-    (:func:`paired_ratio_curves`, geometric mean and 95% interval). Returns ``(figure, data)``
-    with ``data = {"own": {"theta/total": curves, ...}, "paired": {...}}`` for the sidecar.
+    (:func:`paired_ratio_curves`, geometric mean and 95% interval). Column 4: SDS's estimator at
+    each method's θ over SDS's at the SDS run's θ (:func:`theta_effect_curves`): what the
+    trajectory alone does. Columns 1 ≈ 3 × 4: a method's own-trajectory variance is its
+    estimator's effect times its θ's. Returns ``(figure, data)`` with ``data = {"own":
+    {"theta/total": curves, ...}, "paired": {...}, "theta_effect": {...}}`` for the sidecar.
     """
     import matplotlib.pyplot as plt
 
@@ -853,7 +856,9 @@ def variance_figure(runs: Sequence[Run], title: str, n_boot: int = 2000
     own = {(sp, pt): variance_curves(runs, sp, pt, n_boot=n_boot) for sp in spaces for pt in parts}
     paired = {(sp, pt): paired_ratio_curves(runs, sp, pt, n_boot=n_boot)
               for sp in spaces for pt in parts}
-    fig, axes = plt.subplots(2, 3, figsize=(15, 7.5))
+    effect = {(sp, pt): theta_effect_curves(runs, sp, pt, n_boot=n_boot)
+              for sp in spaces for pt in parts}
+    fig, axes = plt.subplots(2, 4, figsize=(20, 7.5))
     for row, space in enumerate(spaces):
         name = "θ" if space == "theta" else "latent"
         for col, part in enumerate(parts):
@@ -862,24 +867,29 @@ def variance_figure(runs: Sequence[Run], title: str, n_boot: int = 2000
             ax.set_title(f"{name}: {part.replace('_', ' ')}, own trajectory", fontsize=9)
             ax.set_xlabel("step")
             ax.set_ylabel("tr Cov of one draw (median, 95% CI)")
-        ax = axes[row, 2]
-        for part, ls in (("total", "-"), ("noise_only", "--")):
-            for label, c in paired[(space, part)].items():
-                ax.plot(c["step"], c["gmean"], "o" + ls, ms=3, color=method_colour(label),
-                        label=f"{label}, {part.replace('_', ' ')}")
-                ax.fill_between(c["step"], c["lo"], c["hi"], color=method_colour(label),
-                                alpha=0.15, lw=0)
-        ax.axhline(1.0, color="k", lw=0.8, ls=":")
-        ax.set_yscale("log")
-        ax.set_title(f"{name}: over SDS on the same θ and draws", fontsize=9)
-        ax.set_xlabel("step")
-        ax.set_ylabel("tr Cov / SDS's (geometric mean, 95% CI)")
-        ax.legend(fontsize=6)
+        for col, ratios, what, ylabel in (
+                (2, paired, "over SDS on the same θ and draws", "tr Cov / SDS's"),
+                (3, effect, "SDS's estimator at the method's θ / at SDS's θ",
+                 "tr Cov of SDS: method's θ / SDS's θ")):
+            ax = axes[row, col]
+            for part, ls in (("total", "-"), ("noise_only", "--")):
+                for label, c in ratios[(space, part)].items():
+                    ax.plot(c["step"], c["gmean"], "o" + ls, ms=3, color=method_colour(label),
+                            label=f"{label}, {part.replace('_', ' ')}")
+                    ax.fill_between(c["step"], c["lo"], c["hi"], color=method_colour(label),
+                                    alpha=0.15, lw=0)
+            ax.axhline(1.0, color="k", lw=0.8, ls=":")
+            ax.set_yscale("log")
+            ax.set_title(f"{name}: {what}", fontsize=9)
+            ax.set_xlabel("step")
+            ax.set_ylabel(f"{ylabel} (geometric mean, 95% CI)", fontsize=8)
+            ax.legend(fontsize=6)
     axes[0, 0].legend(fontsize=7)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig, {"own": {f"{sp}/{pt}": c for (sp, pt), c in own.items()},
-                 "paired": {f"{sp}/{pt}": c for (sp, pt), c in paired.items()}}
+                 "paired": {f"{sp}/{pt}": c for (sp, pt), c in paired.items()},
+                 "theta_effect": {f"{sp}/{pt}": c for (sp, pt), c in effect.items()}}
 
 
 def convergence_figure(runs: Sequence[Run], title: str, fraction: float = 0.95,
