@@ -870,7 +870,7 @@ def variance_figure(runs: Sequence[Run], title: str, n_boot: int = 2000
         for col, ratios, what, ylabel in (
                 (2, paired, "over SDS on the same θ and draws", "tr Cov / SDS's"),
                 (3, effect, "SDS's estimator at the method's θ / at SDS's θ",
-                 "tr Cov of SDS: method's θ / SDS's θ")):
+                 "ratio of SDS's tr Cov")):
             ax = axes[row, col]
             for part, ls in (("total", "-"), ("noise_only", "--")):
                 for label, c in ratios[(space, part)].items():
@@ -882,7 +882,7 @@ def variance_figure(runs: Sequence[Run], title: str, n_boot: int = 2000
             ax.set_yscale("log")
             ax.set_title(f"{name}: {what}", fontsize=9)
             ax.set_xlabel("step")
-            ax.set_ylabel(f"{ylabel} (geometric mean, 95% CI)", fontsize=8)
+            ax.set_ylabel(f"{ylabel} (geometric mean, 95% CI)")
             ax.legend(fontsize=6)
     axes[0, 0].legend(fontsize=7)
     fig.suptitle(title, fontsize=10)
