@@ -181,8 +181,10 @@ for key, curves in data2["theta_effect"].items():
 #   latent 0.91–0.97×, noise only 0.98–1.00×). The difference is where VSD leads θ: SDS's own
 #   estimator evaluated at VSD's θ has 0.36–0.49× the θ-variance it has at SDS's θ (steps
 #   1,200–2,000, 24 pairs, intervals 0.29–0.57), with the *same* latent variance (1.05–1.14×).
-#   VSD's fields end less sharp (PSNR −0.9 dB, depth correlation −0.05 against SDS, notebook
-#   42), so the render's Jacobian in θ is smaller and every estimator's θ-gradient with it.
+#   The same latent noise maps to a third of the θ-variance, so the render's pull-back from
+#   latent to θ is smaller at VSD's θ, for every estimator. VSD's fields also end less sharp
+#   (PSNR −0.9 dB, depth correlation −0.05 against SDS, notebook 42): a plausible reason for
+#   the smaller pull-back, not measured here.
 #   A variance curve on each method's own trajectory (the paper's Fig. 5) can thus rank methods
 #   by where they went rather than by how they estimate; the paired ratios are the test of an
 #   estimator.
