@@ -309,8 +309,8 @@ plt.show()
 #   the mean colour's, because the car has no wheels and a rounded body and the bear's face
 #   is smeared at these sizes, whatever the pull-back. So the symptom has two causes: a hue
 #   shift from the encoder pull-back (shown, and fixed in the mean by the decoded target) and
-#   missing detail (resolution, steps, geometry), which no pull-back supplies and which keeps
-#   ΔE far from halved. Two objects and one seed: the colour grid on the H200
+#   missing detail (small parts and sharp colour boundaries; 64² renders did not reduce it at
+#   300 steps), which no pull-back supplies and which keeps ΔE far from halved. Two objects and one seed: the colour grid on the H200
 #   (`scripts/claims_sweep.py colour`, `notes/NEXT_GPU.md`) will test it over 8 prompts with the
 #   split recorded. The option stays opt-in and the preset unchanged.
 # - **The shipped priors did not fix it** (panel c; `notes/claims_2000_h200/`, 8 prompts ×
