@@ -373,6 +373,8 @@ plt.show()
 #   PSNR +0.03 [−0.06, +0.14] dB, depth Pearson +0.016 [+0.001, +0.034]). SSD as published takes
 #   1.02 [1.00, 1.03]× SDS's steps to the IoU threshold (PSNR 1.03, depth 1.04: all intervals at
 #   or above 1) and 1.21× its seconds, with its own estimator's variance 1.06-1.30× SDS's on the
-#   same draws at every probe. With Adam normalising each parameter's step and SDS's bias
-#   setting where a run ends, the gradient noise these designs remove is not what limits these
-#   runs.
+#   same draws at every probe. Yet gradient noise does limit convergence at demo sizes:
+#   batch 8 (a quarter of batch 2's variance) reaches the IoU threshold in 0.76 [0.73, 0.84]×
+#   batch 2's steps (`notes/batch_noise_cpu.md`). Either noise matters less at the preset's
+#   sizes and length, or the table's residual noise, correlated from step to step, is worth
+#   less than its per-step variance says; SDS at batch 8 on the preset will tell.

@@ -80,6 +80,34 @@ def summary(rows: list[dict], n_boot: int = 2000) -> dict:
     return out
 
 
+def figure(rows: list[dict], path: str) -> None:
+    """Mask IoU and PSNR against steps per batch size (mean and 95% interval over the prompts
+    and seeds, :func:`sdlib.claims.metric_curves`)."""
+    import matplotlib.pyplot as plt
+
+    from sdlib import claims
+
+    runs = as_runs(rows)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for ax, metric in zip(axes, ("mask_iou", "psnr")):
+        curves = claims.metric_curves(runs, metric, n_boot=500)
+        for label in sorted(curves, key=lambda lb: int(lb.split("=")[-1]) if "=" in lb else 2):
+            c = curves[label]
+            b = int(label.split("=")[-1]) if "=" in label else 2
+            colour = plt.cm.viridis({1: 0.0, 2: 0.33, 4: 0.66, 8: 0.95}.get(b, 0.5))
+            ax.plot(c["x"], c["mean"], "o-", ms=2, color=colour, label=f"batch {b}")
+            ax.fill_between(c["x"], c["lo"], c["hi"], color=colour, alpha=0.15, lw=0)
+        ax.set_xlabel("step")
+        ax.set_ylabel(metric)
+    axes[0].legend(fontsize=8)
+    prompts = sorted({r["prompt"] for r in rows})
+    fig.suptitle(f"SDS, batch 1-8 views a step (CPU, demo sizes; {len(prompts)} prompts × seeds "
+                 f"{sorted({r['seed'] for r in rows})}; mean and 95% CI)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    print(f"wrote {path}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--prompts", nargs="+", default=["a brown teddy bear"])
@@ -90,6 +118,7 @@ def main() -> None:
     ap.add_argument("--runs-dir", default="outputs/batch_noise_cpu")
     ap.add_argument("--out", default=None, help="JSON file for the rows (appended to if present)")
     ap.add_argument("--summary", action="store_true", help="only summarise the rows of --out")
+    ap.add_argument("--figure", default=None, help="PNG of the curves")
     args = ap.parse_args()
     if 2 not in args.batches and not args.summary:
         ap.error(f"--batches {args.batches}: include 2, the reference batch")
@@ -119,6 +148,8 @@ def main() -> None:
                   f"[{f['lo']:+.3f}, {f['hi']:+.3f}]")
     if args.out:
         Path(args.out).with_suffix(".summary.json").write_text(json.dumps(table, indent=1))
+    if args.figure:
+        figure(rows, args.figure)
 
 
 if __name__ == "__main__":
