@@ -262,6 +262,18 @@ def _own_key(run: Run) -> str:
     return "sds" if run.method == "sds" and not run.variant else "own"
 
 
+def _step_curve(per_step: dict[int, list[float]], stat: str, n_boot: int) -> dict[str, list[Any]]:
+    """``{"step", stat, "lo", "hi", "n"}`` over the steps of ``per_step`` (values per step):
+    ``stat`` "median" or "gmean" (geometric mean, for ratios) with a bootstrap interval."""
+    fn = np.median if stat == "median" else _gmean
+    curve: dict[str, list[Any]] = {"step": [], stat: [], "lo": [], "hi": [], "n": []}
+    for step in sorted(per_step):
+        ci = bootstrap_ci(per_step[step], fn, n_boot=n_boot)
+        for k, v in zip(curve, (step, ci.estimate, ci.lo, ci.hi, ci.n)):
+            curve[k].append(v)
+    return curve
+
+
 # ---------------------------------------------------------------------- variance
 def variance_curves(runs: Sequence[Run], space: str = "theta", part: str = "total",
                     n_boot: int = 2000) -> dict[str, dict[str, list[Any]]]:
@@ -280,11 +292,7 @@ def variance_curves(runs: Sequence[Run], space: str = "theta", part: str = "tota
                 d = rec[space].get(_own_key(r))
                 if d is not None:
                     per_step.setdefault(int(rec["step"]), []).append(d[part])
-        curve: dict[str, list[Any]] = {"step": [], "median": [], "lo": [], "hi": [], "n": []}
-        for step in sorted(per_step):
-            ci = bootstrap_ci(per_step[step], np.median, n_boot=n_boot)
-            for k, v in zip(curve, (step, ci.estimate, ci.lo, ci.hi, ci.n)):
-                curve[k].append(v)
+        curve = _step_curve(per_step, "median", n_boot)
         if curve["step"]:  # runs whose probes hold no own estimator (the cells runs) are left out
             out[label] = curve
     return out
@@ -302,12 +310,7 @@ def own_cells_curve(runs: Sequence[Run], n_boot: int = 2000) -> dict[str, list[A
             ratio = (rec.get("cells_own") or {}).get("ratio")
             if ratio is not None and ratio > 0:
                 per_step.setdefault(int(rec["step"]), []).append(float(ratio))
-    curve: dict[str, list[Any]] = {"step": [], "gmean": [], "lo": [], "hi": [], "n": []}
-    for step in sorted(per_step):
-        ci = bootstrap_ci(per_step[step], _gmean, n_boot=n_boot)
-        for k, v in zip(curve, (step, ci.estimate, ci.lo, ci.hi, ci.n)):
-            curve[k].append(v)
-    return curve
+    return _step_curve(per_step, "gmean", n_boot)
 
 
 def paired_ratio_curves(runs: Sequence[Run], space: str = "theta", part: str = "total",
@@ -329,14 +332,8 @@ def paired_ratio_curves(runs: Sequence[Run], space: str = "theta", part: str = "
                     ratio = d[f"{part}_ratio_to_sds"][0]
                     if ratio > 0:
                         per_step.setdefault(int(rec["step"]), []).append(ratio)
-        if not per_step:
-            continue
-        curve: dict[str, list[Any]] = {"step": [], "gmean": [], "lo": [], "hi": [], "n": []}
-        for step in sorted(per_step):
-            ci = bootstrap_ci(per_step[step], _gmean, n_boot=n_boot)
-            for k, v in zip(curve, (step, ci.estimate, ci.lo, ci.hi, ci.n)):
-                curve[k].append(v)
-        out[label] = curve
+        if per_step:
+            out[label] = _step_curve(per_step, "gmean", n_boot)
     return out
 
 
@@ -370,14 +367,8 @@ def theta_effect_curves(runs: Sequence[Run], space: str = "theta", part: str = "
                 ref = base.get((r.prompt, r.seed, int(rec["step"])))
                 if d is not None and ref and ref > 0 and d[part] > 0:
                     per_step.setdefault(int(rec["step"]), []).append(d[part] / ref)
-        if not per_step:
-            continue
-        curve: dict[str, list[Any]] = {"step": [], "gmean": [], "lo": [], "hi": [], "n": []}
-        for step in sorted(per_step):
-            ci = bootstrap_ci(per_step[step], _gmean, n_boot=n_boot)
-            for k, v in zip(curve, (step, ci.estimate, ci.lo, ci.hi, ci.n)):
-                curve[k].append(v)
-        out[label] = curve
+        if per_step:
+            out[label] = _step_curve(per_step, "gmean", n_boot)
     return out
 
 
@@ -586,7 +577,7 @@ def final_quality(runs: Sequence[Run], metrics: Sequence[str] = METRICS,
     return out
 
 
-# ---------------------------------------------------------------------- efficiency
+# ---------------------------------------------------------------------- ablations
 ABLATIONS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "guidance scale (SDS)": ("sds", "guidance_scale=7.5",
                              ("guidance_scale=3", "guidance_scale=7.5", "guidance_scale=20",
@@ -695,6 +686,7 @@ def ablation_figure(table: dict[str, dict[str, dict[str, Any]]],
     return fig
 
 
+# ---------------------------------------------------------------------- efficiency
 def efficiency_table(runs: Sequence[Run]) -> dict[str, dict[str, Any]]:
     """Variance per UNet evaluation of each design relative to SDS's, over the probed θs.
 
