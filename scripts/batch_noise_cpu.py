@@ -30,7 +30,11 @@ from sdlib.nerf.render import RenderConfig
 from sdlib.train import Trainer, shapezoo_config
 
 
-def run(prompt: str, batch: int, seed: int, steps: int, eval_every: int, runs_dir: Path) -> dict:
+def config(prompt: str, batch: int, seed: int, steps: int, eval_every: int,
+           overrides: tuple[str, ...] = ()):
+    """`make demo`'s sizes at batch ``batch`` with the ``--set`` overrides."""
+    from sdlib.sweep import apply_overrides, overrides_dict
+
     cfg = shapezoo_config(
         prompt, "sds", device="cpu", steps=steps, batch_size=batch, render_size=32, seed=seed,
         eval_every=eval_every, checkpoint_every=0, eval_size=64, turntable_frames=0,
@@ -39,25 +43,41 @@ def run(prompt: str, batch: int, seed: int, steps: int, eval_every: int, runs_di
                                              growth_factor=1.5)),
         render=RenderConfig(n_samples=32, chunk=65536, compute_normals=False),
     )
-    folder = runs_dir / f"{prompt[:24].replace(' ', '_')}_b{batch}_seed{seed}"
+    return apply_overrides(cfg, overrides_dict(overrides))
+
+
+def run_dir(runs_dir: Path, prompt: str, batch: int, seed: int, tag: str = "") -> Path:
+    return runs_dir / (f"{prompt[:24].replace(' ', '_')}_b{batch}_seed{seed}"
+                       + (f"_{tag}" if tag else ""))
+
+
+def run(prompt: str, batch: int, seed: int, steps: int, eval_every: int, runs_dir: Path,
+        overrides: tuple[str, ...] = (), tag: str = "") -> dict:
+    cfg = config(prompt, batch, seed, steps, eval_every, overrides)
+    folder = run_dir(runs_dir, prompt, batch, seed, tag)
     start = time.perf_counter()
     result = Trainer(cfg, out_dir=folder).run(progress=False)
     evals = [json.loads(line) for line in (folder / "eval.jsonl").read_text().splitlines()
              if line.strip()]
-    return {"prompt": prompt, "batch": batch, "seed": seed, "steps": steps,
+    return {"prompt": prompt, "batch": batch, "seed": seed, "steps": steps, "tag": tag,
+            "overrides": list(overrides),
             "seconds": time.perf_counter() - start, "final": result.metrics,
             "evals": [{k: e[k] for k in ("step", "mask_iou", "psnr", "depth_pearson",
                                           "color_delta_e") if k in e} for e in evals]}
 
 
 def as_runs(rows: list[dict], reference: int = 2) -> list:
-    """The rows as :class:`sdlib.claims.Run` s: the reference batch as plain SDS, the others as
-    the variant ``batch_size=B`` (so :func:`sdlib.claims.steps_to_threshold` pairs them)."""
+    """The rows as :class:`sdlib.claims.Run` s: the reference batch without a ``--tag`` as plain
+    SDS, the others as the variant ``batch_size=B`` and/or their tag (so
+    :func:`sdlib.claims.steps_to_threshold` pairs them with the reference)."""
     from sdlib.claims import Run
 
-    return [Run(run_id=f"{r['prompt']}__sds__seed{r['seed']}__b{r['batch']}", prompt=r["prompt"],
-                method="sds", seed=r["seed"],
-                variant="" if r["batch"] == reference else f"batch_size={r['batch']}",
+    def variant(r: dict) -> str:
+        return ",".join(v for v in ("" if r["batch"] == reference else f"batch_size={r['batch']}",
+                                    r.get("tag", "")) if v)
+
+    return [Run(run_id=f"{r['prompt']}__sds__seed{r['seed']}__b{r['batch']}{r.get('tag', '')}",
+                prompt=r["prompt"], method="sds", seed=r["seed"], variant=variant(r),
                 done=True, steps=r["steps"], step_ms=1000 * r["seconds"] / r["steps"],
                 evals=tuple(r["evals"])) for r in rows]
 
@@ -80,6 +100,40 @@ def summary(rows: list[dict], n_boot: int = 2000) -> dict:
     return out
 
 
+def probe_cells(rows: list[dict], runs_dir: Path, n_batches: int) -> None:
+    """For every finished run with the cell control variate: its own table as training left it
+    against the same design without the table, on the same draws, at the final θ (the claims
+    sweep's light probe, ``scripts/claims_sweep.py``); adds ``cells_own`` to the row."""
+    import sys
+    import tempfile
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from claims_sweep import _own_cells
+
+    for r in rows:
+        if "cell_cv.enabled=true" not in r.get("overrides", []) or "cells_own" in r:
+            continue
+        ckpt = run_dir(runs_dir, r["prompt"], r["batch"], r["seed"], r["tag"]) / "checkpoint.pt"
+        cfg = config(r["prompt"], r["batch"], r["seed"], r["steps"], 0, tuple(r["overrides"]))
+        with tempfile.TemporaryDirectory() as tmp:
+            trainer = Trainer(cfg, out_dir=tmp)
+            trainer.load_checkpoint(ckpt)
+            r["cells_own"] = _own_cells(trainer, n_batches=n_batches)
+        print(f"{r['prompt'][:30]:30s} seed {r['seed']} {r['tag']}: own table / without "
+              f"{r['cells_own']['ratio']:.2f} (filled {r['cells_own']['filled']})", flush=True)
+
+
+def _parts(label: str) -> tuple[int, str]:
+    """``(batch, tag)`` of an :func:`as_runs` label ("SDS" is batch 2 without a tag)."""
+    batch, tags = 2, []
+    for part in label.partition(":")[2].split(","):
+        if part.startswith("batch_size="):
+            batch = int(part.split("=")[1])
+        elif part:
+            tags.append(part)
+    return batch, ",".join(tags)
+
+
 def figure(rows: list[dict], path: str) -> None:
     """Mask IoU and PSNR against steps per batch size (mean and 95% interval over the prompts
     and seeds, :func:`sdlib.claims.metric_curves`)."""
@@ -91,11 +145,13 @@ def figure(rows: list[dict], path: str) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     for ax, metric in zip(axes, ("mask_iou", "psnr")):
         curves = claims.metric_curves(runs, metric, n_boot=500)
-        for label in sorted(curves, key=lambda lb: int(lb.split("=")[-1]) if "=" in lb else 2):
+        for label in sorted(curves, key=lambda lb: _parts(lb)):
             c = curves[label]
-            b = int(label.split("=")[-1]) if "=" in label else 2
-            colour = plt.cm.viridis({1: 0.0, 2: 0.33, 4: 0.66, 8: 0.95}.get(b, 0.5))
-            ax.plot(c["x"], c["mean"], "o-", ms=2, color=colour, label=f"batch {b}")
+            b, tag = _parts(label)
+            colour = ("C3" if tag else
+                      plt.cm.viridis({1: 0.0, 2: 0.33, 4: 0.66, 8: 0.95}.get(b, 0.5)))
+            ax.plot(c["x"], c["mean"], "o--" if tag else "o-", ms=2, color=colour,
+                    label=f"batch {b}" + (f" + {tag}" if tag else ""))
             ax.fill_between(c["x"], c["lo"], c["hi"], color=colour, alpha=0.15, lw=0)
         ax.set_xlabel("step")
         ax.set_ylabel(metric)
@@ -119,25 +175,37 @@ def main() -> None:
     ap.add_argument("--out", default=None, help="JSON file for the rows (appended to if present)")
     ap.add_argument("--summary", action="store_true", help="only summarise the rows of --out")
     ap.add_argument("--figure", default=None, help="PNG of the curves")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="TrainConfig override for these runs (e.g. cell_cv.enabled=true); "
+                         "give --tag to name them")
+    ap.add_argument("--tag", default="", help="name of the --set runs (rows and folders)")
+    ap.add_argument("--probe-cells", type=int, default=0, metavar="BATCHES",
+                    help="probe the finished cell-control-variate runs of --out at their final "
+                         "θ with this many batches a design (their table against none)")
     args = ap.parse_args()
-    if 2 not in args.batches and not args.summary:
-        ap.error(f"--batches {args.batches}: include 2, the reference batch")
+    if args.set and not args.tag:
+        ap.error("--set needs --tag (the runs' name beside the plain batch-2 reference)")
     rows = json.loads(Path(args.out).read_text()) if args.out and Path(args.out).exists() else []
-    done = {(r["prompt"], r["batch"], r["seed"]) for r in rows}
+    done = {(r["prompt"], r["batch"], r["seed"], r.get("tag", "")) for r in rows}
     if not args.summary:
         for seed in args.seeds:
             for prompt in args.prompts:
                 for b in args.batches:
-                    if (prompt, b, seed) in done:
+                    if (prompt, b, seed, args.tag) in done:
                         continue
-                    row = run(prompt, b, seed, args.steps, args.eval_every, Path(args.runs_dir))
+                    row = run(prompt, b, seed, args.steps, args.eval_every, Path(args.runs_dir),
+                              tuple(args.set), args.tag)
                     rows.append(row)
                     f = row["final"]
-                    print(f"{prompt[:30]:30s} seed {seed} batch {b}: IoU {f['mask_iou']:.3f} "
+                    print(f"{prompt[:30]:30s} seed {seed} batch {b} {args.tag}: IoU "
+                          f"{f['mask_iou']:.3f} "
                           f"PSNR {f['psnr']:.2f} ΔE {f['color_delta_e']:.1f} "
                           f"{row['seconds']:.0f} s", flush=True)
                     if args.out:
                         Path(args.out).write_text(json.dumps(rows, indent=1))
+    if args.probe_cells:
+        probe_cells(rows, Path(args.runs_dir), args.probe_cells)
+        Path(args.out).write_text(json.dumps(rows, indent=1))
     table = summary(rows)
     for metric, by_label in table.items():
         for label, d in sorted(by_label.items()):
