@@ -376,8 +376,8 @@ plt.show()
 #   or above 1) and 1.21× its seconds, with its own estimator's variance 1.06-1.30× SDS's on the
 #   same draws at every probe. Yet gradient noise does limit convergence at demo sizes:
 #   batch 8 (a quarter of batch 2's variance) reaches the IoU threshold in 0.76 [0.73, 0.84]×
-#   batch 2's steps, while the cells design at batch 2, its table leaving 0.49–0.72× of the
-#   variance at the final θ, takes 1.08 [1.06, 1.16]× (`notes/batch_noise_cpu.md`): a cut by
-#   a lagging table is not worth a cut by fresh samples (its residual is correlated across
-#   steps; a stale table adds noise early). SDS at batch 8 on the preset will test the fresh
-#   samples at the preset's sizes.
+#   batch 2's steps, while the cells design at batch 2 takes 1.07 [1.05, 1.09]×
+#   (`notes/batch_noise_cpu.md`); its table, probed at the final θ, removes 28–51% of the
+#   variance where gradients are still large and *adds* up to 4.6× where they have shrunk (it
+#   remembers earlier, larger gradients). A lagging table's cut is worth less than its per-step
+#   ratio says. SDS at batch 8 on the preset will test fresh samples at the preset's sizes.
