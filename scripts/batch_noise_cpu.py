@@ -156,9 +156,14 @@ def figure(rows: list[dict], path: str) -> None:
         ax.set_xlabel("step")
         ax.set_ylabel(metric)
     axes[0].legend(fontsize=8)
-    prompts = sorted({r["prompt"] for r in rows})
-    fig.suptitle(f"SDS, batch 1-8 views a step (CPU, demo sizes; {len(prompts)} prompts × seeds "
-                 f"{sorted({r['seed'] for r in rows})}; mean and 95% CI)", fontsize=9)
+    by_label: dict[str, set] = {}
+    for r in runs:
+        by_label.setdefault(r.label, set()).add(r.pair)
+    common = sorted(set.intersection(*by_label.values()))  # metric_curves' common pairs
+    names = sorted({" ".join(pr.split()[1:3]) for pr, _ in common})
+    fig.suptitle(f"SDS, batch 1-8 views a step (CPU, demo sizes; the {len(common)} pairs every "
+                 f"setting ran: {', '.join(names)} × seeds {sorted({s for _, s in common})}; "
+                 "mean and 95% CI)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     print(f"wrote {path}")
