@@ -148,9 +148,8 @@ def figure(rows: list[dict], path: str) -> None:
         for label in sorted(curves, key=lambda lb: _parts(lb)):
             c = curves[label]
             b, tag = _parts(label)
-            colour = ("C3" if tag else
-                      plt.cm.viridis({1: 0.0, 2: 0.33, 4: 0.66, 8: 0.95}.get(b, 0.5)))
-            ax.plot(c["x"], c["mean"], "o--" if tag else "o-", ms=2, color=colour,
+            colour = plt.cm.viridis({1: 0.0, 2: 0.33, 4: 0.66, 8: 0.95}.get(b, 0.5))
+            ax.plot(c["x"], c["mean"], "x--" if tag else "o-", ms=4 if tag else 2, color=colour,
                     label=f"batch {b}" + (f" + {tag}" if tag else ""))
             ax.fill_between(c["x"], c["lo"], c["hi"], color=colour, alpha=0.15, lw=0)
         ax.set_xlabel("step")
