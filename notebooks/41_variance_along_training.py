@@ -121,8 +121,7 @@ conv_path, conv_runs, conv_meta = ((path, runs, meta) if smoke else claims.open_
     convergence_sweep, default=claims.CONVERGENCE))
 conv_seeds = claims.finished_seeds(conv_runs)
 print(claims.describe(conv_path, conv_runs, conv_meta))
-conv_size = (f"H200, {len({r.prompt for r in conv_runs if r.done})} prompts × seeds "
-             f"{conv_seeds}, shipped priors") if not smoke else "smoke"
+conv_size = claims.size_text(conv_runs, smoke, "shipped priors")
 fig2, data2 = claims.variance_figure(conv_runs, f"Fig. 5 measured at 2,000 steps ({conv_size})",
                                      n_boot=n_boot)
 print_variance(data2)

@@ -123,8 +123,7 @@ conv_path, conv_runs, conv_meta = ((path, runs, meta) if smoke else claims.open_
     convergence_sweep, default=claims.CONVERGENCE))
 conv_seeds = claims.finished_seeds(conv_runs)
 print(claims.describe(conv_path, conv_runs, conv_meta))
-conv_size = (f"H200, {len({r.prompt for r in conv_runs if r.done})} prompts × seeds "
-             f"{conv_seeds}, 2,000 steps, shipped priors") if not smoke else "smoke"
+conv_size = claims.size_text(conv_runs, smoke, "2,000 steps", "shipped priors")
 fig2, data2 = claims.convergence_figure(
     conv_runs, f"Fig. 7 measured at 2,000 steps: mean and 95% CI over runs ({conv_size})",
     fraction=fraction, n_boot=n_boot, interpolate=True)

@@ -64,7 +64,7 @@ __all__ = [
     "open_sweep", "provenance", "priors_digest", "variance_figure", "convergence_figure",
     "method_colour", "CONVERGENCE", "threshold_json", "describe", "finished_seeds",
     "ABLATIONS", "ABLATION_SWEEP", "ablation_table", "ablation_json", "ablation_figure",
-    "theta_effect_curves",
+    "theta_effect_curves", "size_text",
 ]
 
 METRICS = ("mask_iou", "psnr", "depth_pearson", "classifier_accuracy", "color_delta_e")
@@ -313,13 +313,10 @@ def own_cells_curve(runs: Sequence[Run], n_boot: int = 2000) -> dict[str, list[A
     return _step_curve(per_step, "gmean", n_boot)
 
 
-def paired_ratio_curves(runs: Sequence[Run], space: str = "theta", part: str = "total",
-                        n_boot: int = 2000) -> dict[str, dict[str, list[Any]]]:
-    """At each probe step, the run's own estimator over SDS's on the same θ and draws.
-
-    Returns ``{label: {"step", "gmean", "lo", "hi", "n"}}``: the geometric mean over runs of
-    ``part_own / part_SDS`` with a bootstrap interval (SDS's own runs are left out: ratio 1).
-    """
+def _ratio_curves(runs: Sequence[Run], ratio: Callable[[Run, dict[str, Any]], float | None],
+                  n_boot: int) -> dict[str, dict[str, list[Any]]]:
+    """Per label (SDS's own runs left out), the geometric mean over runs of ``ratio(run,
+    record)`` at each probe step, with a bootstrap interval (``None`` or ≤ 0: no value)."""
     out = {}
     for label, rs in _by_label(runs).items():
         per_step: dict[int, list[float]] = {}
@@ -327,14 +324,27 @@ def paired_ratio_curves(runs: Sequence[Run], space: str = "theta", part: str = "
             if _own_key(r) == "sds":
                 continue
             for rec in r.variance:
-                d = rec[space].get("own")
-                if d is not None and f"{part}_ratio_to_sds" in d:
-                    ratio = d[f"{part}_ratio_to_sds"][0]
-                    if ratio > 0:
-                        per_step.setdefault(int(rec["step"]), []).append(ratio)
+                v = ratio(r, rec)
+                if v is not None and v > 0:
+                    per_step.setdefault(int(rec["step"]), []).append(v)
         if per_step:
             out[label] = _step_curve(per_step, "gmean", n_boot)
     return out
+
+
+def paired_ratio_curves(runs: Sequence[Run], space: str = "theta", part: str = "total",
+                        n_boot: int = 2000) -> dict[str, dict[str, list[Any]]]:
+    """At each probe step, the run's own estimator over SDS's on the same θ and draws.
+
+    Returns ``{label: {"step", "gmean", "lo", "hi", "n"}}``: the geometric mean over runs of
+    ``part_own / part_SDS`` with a bootstrap interval (SDS's own runs are left out: ratio 1).
+    """
+    def ratio(r: Run, rec: dict[str, Any]) -> float | None:
+        d = rec[space].get("own")
+        return d[f"{part}_ratio_to_sds"][0] if d is not None and f"{part}_ratio_to_sds" in d \
+            else None
+
+    return _ratio_curves(runs, ratio, n_boot)
 
 
 def theta_effect_curves(runs: Sequence[Run], space: str = "theta", part: str = "total",
@@ -356,20 +366,13 @@ def theta_effect_curves(runs: Sequence[Run], space: str = "theta", part: str = "
                 d = rec.get(space, {}).get("sds")
                 if d is not None:
                     base[(r.prompt, r.seed, int(rec["step"]))] = d[part]
-    out = {}
-    for label, rs in _by_label(runs).items():
-        per_step: dict[int, list[float]] = {}
-        for r in rs:
-            if _own_key(r) == "sds":
-                continue
-            for rec in r.variance:
-                d = rec.get(space, {}).get("sds")
-                ref = base.get((r.prompt, r.seed, int(rec["step"])))
-                if d is not None and ref and ref > 0 and d[part] > 0:
-                    per_step.setdefault(int(rec["step"]), []).append(d[part] / ref)
-        if per_step:
-            out[label] = _step_curve(per_step, "gmean", n_boot)
-    return out
+
+    def ratio(r: Run, rec: dict[str, Any]) -> float | None:
+        d = rec.get(space, {}).get("sds")
+        ref = base.get((r.prompt, r.seed, int(rec["step"])))
+        return d[part] / ref if d is not None and ref and ref > 0 else None
+
+    return _ratio_curves(runs, ratio, n_boot)
 
 
 PARTS = ("between_cameras", "between_timesteps", "interaction", "noise_only")
@@ -975,6 +978,15 @@ def describe(path: Path, runs: Sequence[Run], meta: dict[str, Any]) -> str:
 def finished_seeds(runs: Sequence[Run]) -> list[int]:
     """The seeds of the finished runs, sorted."""
     return sorted({r.seed for r in runs if r.done})
+
+
+def size_text(runs: Sequence[Run], smoke: bool = False, *details: str) -> str:
+    """A figure title's account of a GPU sweep: "H200, N prompts × seeds [...]" and
+    ``details`` (finished runs; "smoke" for the smoke sweep)."""
+    if smoke:
+        return "smoke"
+    prompts = len({r.prompt for r in runs if r.done})
+    return ", ".join((f"H200, {prompts} prompts × seeds {finished_seeds(runs)}", *details))
 
 
 def provenance(path: Path, meta: dict[str, Any]) -> dict[str, Any]:
