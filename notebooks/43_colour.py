@@ -263,9 +263,9 @@ plt.show()
 # `claims.ablation_table` pairs every variant with the preset's run of the same prompt and seed
 # (SDS at guidance 7.5; SSD with the depth baseline and channel μ) and reports the mean of the
 # final metrics and the paired difference, with 95% bootstrap intervals over pairs. The sweep
-# (`notes/ablations_h200/`, its `meta` names command and machine) ran beside the VSD runs of
-# notebooks 41/42; runs that did not finish in the session are left out, and `n` says how many
-# pairs each row has. Reading committed results, `smoke=True` changes nothing here.
+# (`notes/ablations_h200/`, its `meta` names command and machine) ran over two sessions, beside the
+# VSD runs of notebooks 41/42 and the batch-8 control of notebook 44; `n` says how many pairs
+# each row has (8: the grid is complete). Reading committed results, `smoke=True` changes nothing here.
 
 # %%
 abl_path = Path(ablation_sweep) if ablation_sweep else claims.ABLATION_SWEEP
@@ -326,13 +326,13 @@ plt.show()
 #   40.8 / 28.9 / 31.7 / 36.3; at s = 100 the geometry breaks (car IoU 0.54, bear 0.79). The
 #   preset's 7.5 is as good as any for colour here.
 # - **The H200 ablations** (section 4, `figures/fig43_ablations.png`; 4 prompts × 2 seeds,
-#   800 steps; 7 SDS and 6 SSD pairs finished): guidance is the only setting that matters, and
-#   monotonically: against the preset's 7.5, s = 3 gains +0.019 [+0.017, +0.022] IoU, +1.53
-#   [+1.35, +1.72] dB PSNR and +0.03 depth correlation, with ΔE −1.6 [−4.5, +0.3]; s = 20 / 50 /
-#   100 lose 0.02 / 0.04 / 0.06 IoU and add +1.3 / +4.6 / +6.6 ΔE. Guidance 3 is better on every
-#   shape metric, but it does not fix colour (ΔE 17.4 against 19.0: far from halved). Annealing
-#   $t_\max$ to 0.5 changes nothing measurable (ΔE +0.4 [−1.7, +2.1], IoU −0.005 [−0.014,
-#   +0.004]); neither do SSD's baseline (normal, constant: |ΔIoU| ≤ 0.001, |ΔE| ≤ 0.1) or μ's
+#   800 steps, all 8 pairs of every setting): guidance is the only setting that matters, and
+#   monotonically: against the preset's 7.5, s = 3 gains +0.020 [+0.017, +0.022] IoU, +1.58
+#   [+1.39, +1.77] dB PSNR and +0.04 depth correlation, with ΔE −1.3 [−3.9, +0.3]; s = 20 / 50 /
+#   100 lose 0.02 / 0.03 / 0.05 IoU and add +1.3 / +4.3 / +6.2 ΔE. Guidance 3 is better on every
+#   shape metric, but it does not fix colour (ΔE 18.0 against 19.3: far from halved). Annealing
+#   $t_\max$ to 0.5 changes nothing measurable (ΔE +0.8 [−1.2, +2.5], IoU −0.004 [−0.013,
+#   +0.005]); neither do SSD's baseline (normal, constant: |ΔIoU| ≤ 0.001, |ΔE| ≤ 0.2) or μ's
 #   shape (scalar, element: |ΔIoU| < 0.001): SSD's choices do not matter here because its
 #   control variate barely changes the gradient (notebook 41). The preset keeps 7.5: every
 #   committed sweep ran at 7.5, and changing it is a decision for a re-run of those sweeps
