@@ -49,7 +49,7 @@ import gzip
 import json
 import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -945,6 +945,25 @@ session (``scripts/claims_carry.py``; its ``meta["sessions"]`` names each call).
 ABLATION_SWEEP = COMMITTED.parent.parent / "ablations_h200" / "runs.json.gz"
 """The committed ablation sweep (``scripts/claims_sweep.py ablations``, 800 steps; :data:`ABLATIONS`
 names its groups), packed by ``scripts/claims_carry.py`` like :data:`CONVERGENCE`."""
+
+BATCH8_SWEEP = COMMITTED.parent.parent / "batch8_h200" / "runs.json.gz"
+"""The committed batch-size control (notebook 44, section 5): SDS at batch 8, seed 0, the 8
+benchmark prompts, 2,000 steps (``--set batch_size=8``); its run ids equal the preset's SDS runs'
+in :data:`CONVERGENCE`, so :func:`as_variant` relabels them before pairing."""
+
+
+def as_variant(runs: Sequence[Run], variant: str) -> list[Run]:
+    """``runs`` relabelled as the variant ``variant`` (e.g. ``"batch_size=8"``) of their method,
+    so that :func:`steps_to_threshold` and :func:`final_quality` pair them with the method's
+    plain runs of the same (prompt, seed) from another sweep (a ``--set`` override is not part of
+    a run's label: the sweep that ran it had no reference).
+
+    >>> [r.label for r in as_variant([Run("x", "p", "sds", 0, "", True, 1, 1.0)], "batch_size=8")]
+    ['sds:batch_size=8']
+    """
+    if not variant or "=" not in variant:
+        raise ValueError(f"as_variant: variant {variant!r} must be key=value[,key=value...]")
+    return [replace(r, variant=variant, run_id=f"{r.run_id}__{variant}") for r in runs]
 
 
 def resolve_sweep(sweep: str | Path = "", smoke: bool = False,

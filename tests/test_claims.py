@@ -55,6 +55,19 @@ def test_steps_to_threshold_ratios_and_censoring() -> None:
     assert math.isinf(lin["SSD (paper)"]["ratios"][1])
 
 
+def test_as_variant_pairs_another_sweeps_runs_with_the_plain_runs() -> None:
+    # the batch-8 control: same run ids and labels as the preset's SDS runs, from its own sweep
+    plain = [_run("sds", "a", 0, [0.5, 0.7, 0.9, 1.0]), _run("sds", "b", 0, [0.5, 0.6, 0.7, 0.8])]
+    other = [_run("sds", "a", 0, [0.5, 0.96, 0.97, 0.98]), _run("sds", "b", 0, [0.8] * 4)]
+    both = plain + claims.as_variant(other, "batch_size=8")
+    out = claims.steps_to_threshold(both, "mask_iou", 0.95, n_boot=50)
+    assert list(out) == ["sds:batch_size=8"]
+    assert out["sds:batch_size=8"]["ratios"] == pytest.approx([0.5, 50 / 200])
+    assert {r.run_id for r in both[2:]}.isdisjoint(r.run_id for r in plain)
+    with pytest.raises(ValueError, match="key=value"):
+        claims.as_variant(other, "")
+
+
 def test_final_quality_pairs_by_prompt_and_seed_and_curves_keep_common_pairs() -> None:
     runs = [_run("sds", "a", 0, [0.5, 0.8]), _run("ssd", "a", 0, [0.5, 0.9]),
             _run("sds", "b", 0, [0.5, 0.6]), _run("ssd", "b", 0, [0.5, 0.5], done=False)]
