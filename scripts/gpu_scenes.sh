@@ -9,8 +9,11 @@
 # (eval.jsonl) and panoramas (~0.25 MB a run, no checkpoints). A later session goes on from
 # them: carry the file (as, say, outputs/scene_records.tgz) and set RECORDS to it; its finished
 # runs are skipped and stay in the table and the panoramas (a sweep split by method over
-# sessions, notes/NEXT_GPU.md). WORK (default outputs/scene_sweep_work) moves the run folder, so
-# that two sweeps can share a machine, each with CUDA_VISIBLE_DEVICES and OUT of its own.
+# sessions, notes/NEXT_GPU.md). RECORDS may name several archives, separated by spaces (e.g.
+# RECORDS="notes/scene_records_sds.tgz notes/scene_records_ssd.tar.xz"), each .tgz or .tar.xz:
+# all are unpacked into the run folder, and the next records.tgz holds them all. WORK (default
+# outputs/scene_sweep_work) moves the run folder, so that two sweeps can share a machine, each
+# with CUDA_VISIBLE_DEVICES and OUT of its own.
 set -uo pipefail
 : "${OUT:?set OUT to the folder for the results}"
 secs=$1; shift
@@ -18,7 +21,11 @@ start=$(date +%s)
 source scripts/gpu_setup.sh
 work=${WORK:-outputs/scene_sweep_work}
 if [ -n "${RECORDS:-}" ]; then
-    mkdir -p "$work" && tar xzf "$RECORDS" -C "$work" || exit 1
+    # Python's tarfile reads gzip and xz alike (no xz binary needed on the GPU image)
+    mkdir -p "$work" && python3 -c 'import sys, tarfile
+for f in sys.argv[2:]:
+    with tarfile.open(f) as tar:
+        tar.extractall(sys.argv[1], filter="data")' "$work" $RECORDS || exit 1
     echo "records: $(ls "$work"/*/result.json 2>/dev/null | wc -l) finished runs from $RECORDS"
 fi
 export OMP_NUM_THREADS=1 PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True
