@@ -62,3 +62,43 @@ def test_variants_run_the_grid_again_with_overrides(tmp_path) -> None:
     bad = subprocess.run(cmd[:-2] + ["--variant", "oops:nerf.no_such_field=1"],
                          capture_output=True, text=True, timeout=300)
     assert bad.returncode != 0 and "no_such_field" in bad.stderr + bad.stdout
+
+
+def test_gpu_scenes_takes_several_record_archives(tmp_path) -> None:
+    """``RECORDS`` names several archives (.tgz and .tar.xz): all are unpacked, their finished
+    runs are skipped, shown in the table and packed together into the next records.tgz."""
+    import os
+    import tarfile
+
+    repo = SCRIPT.parents[1]
+    archives = []
+    for method, suffix in (("sds", "tgz"), ("ssd", "tar.xz")):
+        run = tmp_path / "src" / f"kitchen_{method}_s0"
+        run.mkdir(parents=True)
+        (run / "result.json").write_text(json.dumps(
+            {"scene": "kitchen", "method": method, "seed": 0, "variant": "preset",
+             "depth_pearson": 0.5, "classifier_accuracy": 1.0, "steps_done": 3}) + "\n")
+        archives.append(tmp_path / f"records_{method}.{suffix}")
+        with tarfile.open(archives[-1], "w:gz" if suffix == "tgz" else "w:xz") as tar:
+            tar.add(run / "result.json", arcname=f"kitchen_{method}_s0/result.json")
+    out = tmp_path / "out"
+    out.mkdir()
+    env = {**os.environ, "OUT": str(out), "WORK": str(tmp_path / "work"),
+           "RECORDS": " ".join(str(a) for a in archives), "SDLIB_GPU_SETUP": "done",
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    proc = subprocess.run(
+        ["bash", "scripts/gpu_scenes.sh", "600", "--smoke", "--device", "cpu", "--methods",
+         "sds", "ssd", "--scenes", "kitchen", "--seeds", "0", "--steps", "3", "--eval_every",
+         "0", "--jobs_per_gpu", "1", "--probe", ""],
+        cwd=repo, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "records: 2 finished runs" in proc.stdout
+    runs = json.loads((out / "scene_table.json").read_text())["runs"]
+    assert sorted((r["method"], r["steps_done"]) for r in runs) == [("sds", 3), ("ssd", 3)]
+    with tarfile.open(out / "records.tgz") as tar:
+        assert set(tar.getnames()) >= {"kitchen_sds_s0/result.json",
+                                       "kitchen_ssd_s0/result.json"}
+    bad = subprocess.run(["bash", "scripts/gpu_scenes.sh", "600", "--smoke"], cwd=repo,
+                         env={**env, "RECORDS": str(tmp_path / "missing.tgz")},
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode != 0  # a missing archive stops the call before any training
