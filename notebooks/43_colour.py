@@ -303,12 +303,10 @@ plt.show()
 # is split as in section 3. Reading committed results, `smoke=True` changes nothing here.
 
 # %%
-from dataclasses import replace
-
 col_path = REPO_ROOT / "notes" / "colour_h200" / "runs.json.gz"
 col_runs = claims.load_runs(col_path)
 print(claims.describe(col_path, col_runs, claims.load_meta(col_path)))
-col_runs = [replace(r, variant="") if r.variant == "pullback=latent" else r for r in col_runs]
+col_runs = claims.as_reference(col_runs, "pullback=latent")  # the preset's arm: "SDS"
 col_metrics = ["color_delta_e", "color_delta_e_overlap", "color_delta_e_of_mean",
                "uncovered_fraction", "mask_iou", "psnr", "depth_pearson"]
 col_q = claims.final_quality(col_runs, col_metrics, n_boot=2000)

@@ -14,7 +14,6 @@ Draws the per-prompt paired values and the mean along training (notes/colour_h20
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -30,14 +29,8 @@ NAMES = {"color_delta_e": "ΔE", "color_delta_e_overlap": "ΔE where both masks"
 LATENT, DECODED = "pullback=latent", "pullback=decoded"
 
 
-def as_preset(runs: list[claims.Run]) -> list[claims.Run]:
-    """The latent runs relabelled as the preset (label "SDS"), so that ``final_quality``'s
-    ``diff_to_sds`` is decoded − latent on the same (prompt, seed)."""
-    return [replace(r, variant="") if r.variant == LATENT else r for r in runs]
-
-
 def table(runs: list[claims.Run], n_boot: int = 2000) -> str:
-    q = claims.final_quality(as_preset(runs), METRICS, n_boot=n_boot)
+    q = claims.final_quality(claims.as_reference(runs, LATENT), METRICS, n_boot=n_boot)
     dec = q[claims.label_of("sds", DECODED)]
     lines = ["| metric | latent (preset) | decoded | decoded − latent, 95% CI |",
              "|---|---|---|---|"]

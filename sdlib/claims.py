@@ -966,6 +966,22 @@ def as_variant(runs: Sequence[Run], variant: str) -> list[Run]:
     return [replace(r, variant=variant, run_id=f"{r.run_id}__{variant}") for r in runs]
 
 
+def as_reference(runs: Sequence[Run], variant: str) -> list[Run]:
+    """``runs`` with the variant ``variant`` relabelled as its method's plain runs (the inverse of
+    :func:`as_variant`), so that :func:`steps_to_threshold` and :func:`final_quality` measure the
+    other variants against it on the same (prompt, seed): in the colour grid, whose two arms are
+    both variants, ``as_reference(runs, "pullback=latent")`` makes the preset's arm the reference.
+
+    >>> rs = [Run("x", "p", "sds", 0, "pullback=latent", True, 1, 1.0)]
+    >>> [r.label for r in as_reference(rs, "pullback=latent")]
+    ['SDS']
+    """
+    if not any(r.variant == variant for r in runs):
+        raise ValueError(f"as_reference: no run has the variant {variant!r}; the runs have "
+                         f"{sorted({r.variant for r in runs})}")
+    return [replace(r, variant="") if r.variant == variant else r for r in runs]
+
+
 def resolve_sweep(sweep: str | Path = "", smoke: bool = False,
                   default: Path = COMMITTED) -> Path:
     """What a notebook reads: ``sweep`` if given; else the tiny CPU sweep when ``smoke`` (run

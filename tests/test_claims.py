@@ -66,6 +66,15 @@ def test_as_variant_pairs_another_sweeps_runs_with_the_plain_runs() -> None:
     assert {r.run_id for r in both[2:]}.isdisjoint(r.run_id for r in plain)
     with pytest.raises(ValueError, match="key=value"):
         claims.as_variant(other, "")
+    # the inverse: one arm of a grid of variants made the reference
+    arms = claims.as_variant(plain, "pullback=latent") + claims.as_variant(other,
+                                                                            "pullback=decoded")
+    ref = claims.as_reference(arms, "pullback=latent")
+    assert sorted({r.label for r in ref}) == ["SDS", "sds:pullback=decoded"]
+    assert claims.final_quality(ref, ["mask_iou"], n_boot=50)["sds:pullback=decoded"][
+        "mask_iou"]["diff_to_sds"].estimate == pytest.approx(((0.98 - 1.0) + (0.8 - 0.8)) / 2)
+    with pytest.raises(ValueError, match="no run has the variant"):
+        claims.as_reference(arms, "pullback=other")
 
 
 def test_final_quality_pairs_by_prompt_and_seed_and_curves_keep_common_pairs() -> None:
