@@ -303,10 +303,11 @@ plt.show()
 # is split as in section 3. Reading committed results, `smoke=True` changes nothing here.
 
 # %%
-col_path = REPO_ROOT / "notes" / "colour_h200" / "runs.json.gz"
-col_runs = claims.load_runs(col_path)
-print(claims.describe(col_path, col_runs, claims.load_meta(col_path)))
-col_runs = claims.as_reference(col_runs, "pullback=latent")  # the preset's arm: "SDS"
+col_path = claims.PULLBACK_SWEEP
+col_raw = claims.load_runs(col_path)
+col_meta = claims.load_meta(col_path)
+print(claims.describe(col_path, col_raw, col_meta))
+col_runs = claims.as_reference(col_raw, "pullback=latent")  # the preset's arm: "SDS"
 col_metrics = ["color_delta_e", "color_delta_e_overlap", "color_delta_e_of_mean",
                "uncovered_fraction", "mask_iou", "psnr", "depth_pearson"]
 col_q = claims.final_quality(col_runs, col_metrics, n_boot=2000)
@@ -316,21 +317,27 @@ for m in col_metrics:
     d = col_dec[m]["diff_to_sds"]
     print(f"{m:24s} {col_q['SDS'][m]['mean'].estimate:8.3f} {col_dec[m]['mean'].estimate:8.3f}"
           f"   {d.estimate:+.3f} [{d.lo:+.3f}, {d.hi:+.3f}]  pairs {d.n}")
-col_pairs = {}
-for r in col_runs:
-    if r.done:
-        col_pairs.setdefault(r.pair, {})["decoded" if r.variant else "latent"] = r
+col_pairs = claims.variant_pairs(col_raw, "pullback=latent", "pullback=decoded")
 print("\nper prompt, latent → decoded:")
-for (p, s), d in sorted(col_pairs.items()):
-    a, b = d["latent"], d["decoded"]
+for (p, s), d in col_pairs.items():
+    a, b = d["pullback=latent"], d["pullback=decoded"]
     print(f"  {p[:34]:34s} s{s} ΔE {a.final('color_delta_e'):5.1f} → "
           f"{b.final('color_delta_e'):5.1f}"
           f"   of the mean colour {a.final('color_delta_e_of_mean'):5.1f} → "
           f"{b.final('color_delta_e_of_mean'):5.1f}   IoU {a.final('mask_iou'):.3f} → "
           f"{b.final('mask_iou'):.3f}   ms/step {a.step_ms:.0f} → {b.step_ms:.0f}")
 print("ms/step decoded / latent (16 runs on one GPU: contended):",
-      claims.bootstrap_ci([d["decoded"].step_ms / d["latent"].step_ms
+      claims.bootstrap_ci([d["pullback=decoded"].step_ms / d["pullback=latent"].step_ms
                            for d in col_pairs.values()]))
+fig = claims.pullback_figure(col_raw, title=(
+    f"SDS, decoded against latent pull-back: H200, {len(col_pairs)} (prompt, seed) pairs, "
+    "1,000 steps, 64² renders"))
+savefig(fig, "fig43_pullback_h200", out_dir=out_dir, notebook=NOTEBOOK, parameters=parameters,
+        seed=seed, data={**claims.provenance(col_path, col_meta),
+                         "sessions": col_meta.get("sessions"),
+                         "decoded_minus_latent": {m: col_dec[m]["diff_to_sds"].as_dict()
+                                                  for m in col_metrics}})
+plt.show()
 
 # %% [markdown]
 # On all 8 prompts the decoded target lowers the ΔE of the mean colour (14.0 → 5.8, paired
@@ -340,7 +347,7 @@ print("ms/step decoded / latent (16 runs on one GPU: contended):",
 # +0.023] and PSNR +1.4 [−0.3, +3.2] dB are within noise (IoU fell in 6 pairs, by 0.05–0.08 for
 # the penguin, the car and the snowman); depth Pearson +0.08 [+0.01, +0.18]. Per step the decoded
 # target costs about 2–3% more (contended). One seed, n = 8 pairs:
-# `notes/colour_h200/README.md`, `notes/colour_h200/colour_h200.png`.
+# `notes/colour_h200/README.md`, `figures/fig43_pullback_h200.png`.
 
 # %% [markdown]
 # ## Takeaway

@@ -16,11 +16,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
-
 from sdlib import claims
 
-RUNS = Path(__file__).resolve().parents[1] / "notes" / "colour_h200" / "runs.json.gz"
+RUNS = claims.PULLBACK_SWEEP
 METRICS = ("color_delta_e", "color_delta_e_overlap", "color_delta_e_of_mean",
            "uncovered_fraction", "mask_iou", "psnr", "depth_pearson")
 NAMES = {"color_delta_e": "ΔE", "color_delta_e_overlap": "ΔE where both masks",
@@ -43,11 +41,7 @@ def table(runs: list[claims.Run], n_boot: int = 2000) -> str:
 
 
 def pairs(runs: list[claims.Run]) -> dict[tuple[str, int], dict[str, claims.Run]]:
-    out: dict[tuple[str, int], dict[str, claims.Run]] = {}
-    for r in runs:
-        if r.done:
-            out.setdefault(r.pair, {})[r.variant] = r
-    return {p: d for p, d in sorted(out.items()) if {LATENT, DECODED} <= set(d)}
+    return claims.variant_pairs(runs, LATENT, DECODED)
 
 
 def _cell(a: claims.Run, b: claims.Run, m: str, f: str) -> str:
@@ -83,51 +77,9 @@ def figure(runs: list[claims.Run], out: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    ps = pairs(runs)
-    names = [p.replace("a ", "", 1).split(" with ")[0] for p, _ in ps]
-    colours = {LATENT: "#7f7f7f", DECODED: "#ff7f0e"}
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.9), gridspec_kw=dict(width_ratios=[3, 3, 2]))
-    for ax, m, title in ((axes[0], "color_delta_e_of_mean", "(a) ΔE of the mean colour"),
-                         (axes[1], "color_delta_e", "(b) ΔE (per pixel, inside the true mask)")):
-        x = np.arange(len(ps))
-        for i, d in enumerate(ps.values()):
-            ax.plot([i, i], [d[LATENT].final(m), d[DECODED].final(m)], color="k", lw=0.8)
-        for v in (LATENT, DECODED):
-            ax.plot(x, [d[v].final(m) for d in ps.values()], "o", color=colours[v], ms=6,
-                    label=f"pullback={v.split('=')[1]!r}")
-        if m == "color_delta_e":
-            for v, dx in ((LATENT, -0.15), (DECODED, 0.15)):
-                ax.plot(x + dx, [d[v].final("color_delta_e_overlap") for d in ps.values()], "_",
-                        color=colours[v], ms=8, mew=1.5)
-            ax.plot([], [], "_", color="k", ms=8, mew=1.5, label="dashes: where both masks")
-            ax.set_ylim(0, 40)
-            ax.legend(fontsize=7, loc="upper center", ncol=3)
-        ax.set_xticks(x, names, rotation=30, ha="right", fontsize=8)
-        ax.set_ylim(0, ax.get_ylim()[1])
-        ax.set_ylabel("CIE76 ΔE (lower is better)", fontsize=8)
-        ax.set_title(title, fontsize=10)
-        ax.grid(axis="y", lw=0.3)
-    axes[0].legend(fontsize=7, loc="upper right")
-    ax = axes[2]
-    for v in (LATENT, DECODED):
-        rs = [d[v] for d in ps.values()]
-        steps = [e["step"] for e in rs[0].evals]
-        for m, ls in (("color_delta_e", "-"), ("color_delta_e_of_mean", "--")):
-            ax.plot(steps, [np.mean([r.evals[i][m] for r in rs]) for i in range(len(steps))],
-                    ls, color=colours[v],
-                    label=f"{v.split('=')[1]}, {'ΔE' if ls == '-' else 'of the mean'}")
-    ax.set_ylim(0, 44)
-    ax.set_yticks(range(0, 40, 10))
-    ax.set_ylabel("ΔE", fontsize=8)
-    ax.set_xlabel("step", fontsize=8)
-    ax.set_title("(c) mean over the 8 prompts", fontsize=10)
-    ax.legend(fontsize=7, loc="upper center", ncol=2)
-    ax.grid(lw=0.3)
-    fig.suptitle("SDS, decoded against latent pull-back: H200, 8 prompts × seed 0, 1,000 steps, "
-                 "64² renders", fontsize=10)
-    fig.tight_layout()
+    fig = claims.pullback_figure(runs, LATENT, DECODED, title=(
+        "SDS, decoded against latent pull-back: H200, 8 prompts × seed 0, 1,000 steps, 64² "
+        "renders"))
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
 

@@ -690,6 +690,73 @@ def ablation_figure(table: dict[str, dict[str, dict[str, Any]]],
 
 
 # ---------------------------------------------------------------------- efficiency
+
+def variant_pairs(runs: Sequence[Run], a: str, b: str) -> dict[tuple[str, int], dict[str, Run]]:
+    """The finished runs of the variants ``a`` and ``b`` paired by (prompt, seed), in prompt
+    order: ``{(prompt, seed): {a: Run, b: Run}}``; pairs missing either arm are left out."""
+    out: dict[tuple[str, int], dict[str, Run]] = {}
+    for r in runs:
+        if r.done and r.variant in (a, b):
+            out.setdefault(r.pair, {})[r.variant] = r
+    return {p: d for p, d in sorted(out.items()) if {a, b} <= set(d)}
+
+
+def pullback_figure(runs: Sequence[Run], a: str = "pullback=latent",
+                    b: str = "pullback=decoded", title: str = "") -> Any:
+    """The colour grid (notebook 43, section 5): per (prompt, seed), the final ΔE of the mean
+    colour (a) and the per-pixel ΔE (b; dashes: where both masks cover) of the two arms, joined
+    by a line; (c) both along training, mean over the pairs."""
+    import matplotlib.pyplot as plt
+
+    ps = variant_pairs(runs, a, b)
+    if not ps:
+        raise ValueError(f"pullback_figure: no (prompt, seed) has finished runs of both {a!r} "
+                         f"and {b!r}; the runs have {sorted({r.variant for r in runs})}")
+    names = [f"{p.replace('a ', '', 1).split(' with ')[0]}"
+             + (f" s{s}" if len({s for _, s in ps}) > 1 else "") for p, s in ps]
+    colours = {a: "#7f7f7f", b: "#ff7f0e"}
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.9), gridspec_kw=dict(width_ratios=[3, 3, 2]))
+    x = np.arange(len(ps))
+    for ax, m, panel in ((axes[0], "color_delta_e_of_mean", "(a) ΔE of the mean colour"),
+                         (axes[1], "color_delta_e", "(b) ΔE (per pixel, inside the true mask)")):
+        for i, d in enumerate(ps.values()):
+            ax.plot([i, i], [d[a].final(m), d[b].final(m)], color="k", lw=0.8)
+        for v in (a, b):
+            ax.plot(x, [d[v].final(m) for d in ps.values()], "o", color=colours[v], ms=6,
+                    label=v)
+        ax.set_xticks(x, names, rotation=30, ha="right", fontsize=8)
+        ax.set_ylabel("CIE76 ΔE (lower is better)", fontsize=8)
+        ax.set_title(panel, fontsize=10)
+        ax.grid(axis="y", lw=0.3)
+    for v, dx in ((a, -0.15), (b, 0.15)):
+        axes[1].plot(x + dx, [d[v].final("color_delta_e_overlap") for d in ps.values()], "_",
+                     color=colours[v], ms=8, mew=1.5)
+    axes[1].plot([], [], "_", color="k", ms=8, mew=1.5, label="dashes: where both masks")
+    top = 1.3 * max(d[v].final("color_delta_e") for d in ps.values() for v in (a, b))
+    for ax in axes[:2]:
+        ax.set_ylim(0, top)
+        ax.legend(fontsize=7, loc="upper center", ncol=3)
+    ax = axes[2]
+    for v in (a, b):
+        rs = [d[v] for d in ps.values()]
+        steps = sorted(set.intersection(*({e["step"] for e in r.evals} for r in rs)))
+        for m, ls, what in (("color_delta_e", "-", "ΔE"),
+                            ("color_delta_e_of_mean", "--", "of the mean")):
+            at = [{e["step"]: e[m] for e in r.evals} for r in rs]
+            ax.plot(steps, [np.mean([d[t] for d in at]) for t in steps], ls, color=colours[v],
+                    label=f"{v.split('=')[-1]}, {what}")
+    ax.set_ylim(0, 1.35 * top)  # room for the legend above the curves
+    ax.set_ylabel("ΔE", fontsize=8)
+    ax.set_xlabel("step", fontsize=8)
+    ax.set_title(f"(c) mean over the {len(ps)} pairs", fontsize=10)
+    ax.legend(fontsize=7, loc="upper center", ncol=2)
+    ax.grid(lw=0.3)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
 def efficiency_table(runs: Sequence[Run]) -> dict[str, dict[str, Any]]:
     """Variance per UNet evaluation of each design relative to SDS's, over the probed θs.
 
@@ -941,6 +1008,10 @@ COMMITTED = Path(__file__).resolve().parent.parent / "notes" / "claims_h200" / "
 CONVERGENCE = COMMITTED.parent.parent / "claims_2000_h200" / "runs.json.gz"
 """The committed 2,000-step sweep on the shipped priors (issue 12, item 7), grown session by
 session (``scripts/claims_carry.py``; its ``meta["sessions"]`` names each call)."""
+
+PULLBACK_SWEEP = COMMITTED.parent.parent / "colour_h200" / "runs.json.gz"
+"""The committed colour grid (``scripts/claims_sweep.py colour``: ``pullback`` latent against
+decoded, SDS, 1,000 steps; notebook 43, section 5), packed by ``scripts/claims_carry.py``."""
 
 ABLATION_SWEEP = COMMITTED.parent.parent / "ablations_h200" / "runs.json.gz"
 """The committed ablation sweep (``scripts/claims_sweep.py ablations``, 800 steps; :data:`ABLATIONS`

@@ -75,6 +75,13 @@ def test_as_variant_pairs_another_sweeps_runs_with_the_plain_runs() -> None:
         "mask_iou"]["diff_to_sds"].estimate == pytest.approx(((0.98 - 1.0) + (0.8 - 0.8)) / 2)
     with pytest.raises(ValueError, match="no run has the variant"):
         claims.as_reference(arms, "pullback=other")
+    # the colour grid's pairs: both arms of a (prompt, seed), or the pair is left out
+    lone = claims.as_variant([_run("sds", "c", 0, [0.5, 0.6])], "pullback=latent")
+    pairs = claims.variant_pairs(arms + lone, "pullback=latent", "pullback=decoded")
+    assert list(pairs) == [("a", 0), ("b", 0)]
+    assert pairs[("a", 0)]["pullback=decoded"].final("mask_iou") == pytest.approx(0.98)
+    with pytest.raises(ValueError, match="no \\(prompt, seed\\) has finished runs of both"):
+        claims.pullback_figure(lone)
 
 
 def test_final_quality_pairs_by_prompt_and_seed_and_curves_keep_common_pairs() -> None:
