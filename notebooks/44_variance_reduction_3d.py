@@ -416,4 +416,7 @@ print("batch 8's final − batch 4's: " + ", ".join(
 #   0.85 [0.72, 0.98]×) and ends at the same values (IoU +0.000 [−0.004, +0.005]); a step costs
 #   1.78× (contended), so 1.64× the seconds. Noise does limit convergence in steps here, and the
 #   cells design, whose table leaves 0.38-0.73× the variance, still takes 1.00× SDS's steps: a
-#   cut that lags θ is not worth fresh samples' cut.
+#   cut that lags θ is not worth fresh samples' cut. A fresher table is no way out (CPU, demo
+#   sizes, batch 4): holding one gradient per cell (`decay=1.0`) it brings that gradient's noise,
+#   adds up to 1.69× the variance at the final θ and takes 0.94-0.96× batch 2's steps, against
+#   0.89× for the averaging table and 0.87× for plain batch 4 (`notes/batch_noise_cpu.md`).

@@ -145,11 +145,13 @@ def figure(rows: list[dict], path: str) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     for ax, metric in zip(axes, ("mask_iou", "psnr")):
         curves = claims.metric_curves(runs, metric, n_boot=500)
+        tags = sorted({_parts(lb)[1] for lb in curves} - {""})
+        styles = dict(zip(tags, ("x--", "^:", "s-.", "d--")))  # one per table design
         for label in sorted(curves, key=lambda lb: _parts(lb)):
             c = curves[label]
             b, tag = _parts(label)
             colour = plt.cm.viridis({1: 0.0, 2: 0.33, 4: 0.66, 8: 0.95}.get(b, 0.5))
-            ax.plot(c["x"], c["mean"], "x--" if tag else "o-", ms=4 if tag else 2, color=colour,
+            ax.plot(c["x"], c["mean"], styles.get(tag, "o-"), ms=4 if tag else 2, color=colour,
                     label=f"batch {b}" + (f" + {tag}" if tag else ""))
             ax.fill_between(c["x"], c["lo"], c["hi"], color=colour, alpha=0.15, lw=0)
         ax.set_xlabel("step")
