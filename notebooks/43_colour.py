@@ -157,7 +157,7 @@ for lb in ("SDS", "SSD (paper)"):
 # %% [markdown]
 # ## 3. The fix in text-to-3D (CPU, `make demo`'s sizes and 64² renders)
 #
-# Each row is one SDS run of `scripts/colour_3d_cpu.py` (300 steps, seed 0). The colour error
+# Each row is one run of `scripts/colour_3d_cpu.py` (300 steps, seed 0; SDS unless it says SSD). The colour error
 # is split by where it comes from (`sdlib.shapezoo.color_error` with the render's mask; rows
 # re-evaluated from their checkpoints with `--split`): ΔE where both masks agree, the ΔE of the
 # mean colour there (a global hue shift), and the share of the true mask the render leaves
@@ -170,17 +170,20 @@ for r in rows:
     split = (f"  where both masks {r['color_delta_e_overlap']:5.1f}, of the mean colour "
              f"{r['color_delta_e_of_mean']:5.1f}, uncovered {r['uncovered_fraction']:.3f}"
              if "color_delta_e_of_mean" in r else "")
-    print(f"{r['prompt'][:24]:24s} {r.get('render_size', 32)}² {r['pullback']:8s} "
+    print(f"{r.get('method', 'sds').upper()} {r['prompt'][:24]:24s} {r.get('render_size', 32)}² "
+          f"{r['pullback']:8s} "
           f"s={r.get('guidance', 7.5):<5g} ΔE {r['color_delta_e']:5.1f}{split}  "
           f"IoU {r['mask_iou']:.3f}  PSNR {r['psnr']:.2f}  classifier "
           f"{r['classifier_accuracy']:.2f}  {r['seconds']:.0f} s")
-pairs = {}  # the pull-back comparison at the preset's guidance 7.5, per object and render size
+pairs = {}  # the pull-back comparison at guidance 7.5, per method, object and render size
 for r in rows:
     if r.get("guidance", 7.5) == 7.5:
-        pairs.setdefault((r["prompt"], r.get("render_size", 32)), {})[r["pullback"]] = r
-guidance = {}  # the guidance ablation (pullback="latent")
+        key = (r.get("method", "sds"), r["prompt"], r.get("render_size", 32))
+        pairs.setdefault(key, {})[r["pullback"]] = r
+guidance = {}  # the guidance ablation (SDS, pullback="latent")
 for r in rows:
-    if r["pullback"] == "latent" and r.get("render_size", 32) == 32:
+    if r["pullback"] == "latent" and r.get("render_size", 32) == 32 and \
+            r.get("method", "sds") == "sds":
         guidance.setdefault(r["prompt"], {})[r.get("guidance", 7.5)] = r
 for prompt, by_s in guidance.items():
     cells = "  ".join(f"s={s:g}: ΔE {r['color_delta_e']:.1f} IoU {r['mask_iou']:.2f}"
@@ -195,7 +198,7 @@ ratio_mean = [d["decoded"]["color_delta_e_of_mean"] / d["latent"]["color_delta_e
 print(f"ΔE of the mean colour, decoded / latent: {np.round(ratio_mean, 2).tolist()}")
 
 # %%
-fig, axes = plt.subplots(1, 3, figsize=(20, 4.8), gridspec_kw=dict(width_ratios=[3, 2, 3]))
+fig, axes = plt.subplots(1, 3, figsize=(22, 5.2), gridspec_kw=dict(width_ratios=[3, 3, 3]))
 ax = axes[0]
 w = 0.8 / max(len(labels), 1)
 for j, lb in enumerate(labels):
@@ -219,14 +222,14 @@ for j, (pb, col) in enumerate((("latent", "#7f7f7f"), ("decoded", "#ff7f0e"))):
     ax.plot(np.arange(len(objs)) + j * 0.4, means, "k_", ms=14, mew=2,
             label="ΔE of the mean colour" if j == 0 else None)
     for b, iou in zip(bars, ious):
-        ax.text(b.get_x() + b.get_width() / 2, b.get_height(), f"IoU {iou:.2f}", ha="center",
-                va="bottom", fontsize=7)
-ax.set_xticks(np.arange(len(objs)) + 0.2, [f"{' '.join(o[0].split()[1:3])}, {o[1]}²"
-                                           for o in objs], fontsize=8)
+        ax.text(b.get_x() + b.get_width() / 2, b.get_height(), f"{iou:.2f}", ha="center",
+                va="bottom", fontsize=6)
+ax.set_xticks(np.arange(len(objs)) + 0.2, [f"{o[0].upper()} {' '.join(o[1].split(' with ')[0].split()[1:3])}, {o[2]}²"
+                                           for o in objs], rotation=30, ha="right", fontsize=7)
 ax.set_ylim(0, 1.3 * ax.get_ylim()[1])  # room above the bars for the legend
 ax.set_ylabel("colour error ΔE")
-ax.set_title("(b) the fix in 3-D (CPU, SDS, 300 steps; bars ΔE, dashes the mean colour's)",
-             fontsize=10)
+ax.set_title("(b) the fix in 3-D (CPU, 300 steps; bars ΔE, dashes the mean colour's, numbers "
+             "mask IoU)", fontsize=10)
 ax.legend(fontsize=7, loc="upper center", ncol=3)
 ax = axes[2]
 for j, (which, col, name) in enumerate(((0, "#aec7e8", "priors before the scene retraining, "
