@@ -212,7 +212,7 @@ ax.set_title(f"(a) every method, every object ({'smoke' if smoke else 'H200, 500
              fontsize=10)
 ax.legend(fontsize=7)
 ax = axes[1]
-objs = list(pairs)
+objs = sorted(pairs, key=lambda o: (o[0], o[2], o[1]))  # by method, render size, object
 for j, (pb, col) in enumerate((("latent", "#7f7f7f"), ("decoded", "#ff7f0e"))):
     vals = [pairs[o].get(pb, {}).get("color_delta_e", np.nan) for o in objs]
     ious = [pairs[o].get(pb, {}).get("mask_iou", np.nan) for o in objs]
@@ -381,11 +381,13 @@ plt.show()
 #   +0.023] (down in 6 pairs). ΔE is not halved, so the acceptance's "fixed" does not hold;
 #   the cause (the encoder pull-back's hue shift, plus missing detail) is shown. The option
 #   stays opt-in and the preset unchanged until a second seed and SSD/VSD confirm it (every
-#   committed sweep ran the latent pull-back): `notes/NEXT_GPU.md`. On the CPU (demo
-#   sizes, seed 0) it is mixed by object: with SSD the mean colour's ΔE falls for the bear and
+#   committed sweep ran the latent pull-back): `notes/NEXT_GPU.md`. On the CPU at
+#   `make demo`'s 32² it is mixed by object: with SSD the mean colour's ΔE falls for the bear and
 #   the car (12.0 → 8.8, 13.6 → 10.0) and rises for the snowman and the mushroom (5.3 → 7.1,
-#   14.4 → 16.0), as it does with SDS for those two (5.2 → 6.7, 12.8 → 15.0), which at the
-#   preset's sizes gained the most (`notes/colour.md`).
+#   14.4 → 16.0), as it does with SDS for those two (5.2 → 6.7, 12.8 → 15.0); with 64² renders
+#   the latent pull-back's hue shift is larger and the decoded target lowers it for all four
+#   objects (snowman 10.8 → 8.5, mushroom 12.8 → 7.9; `notes/colour.md`): its gain grows with
+#   the render size.
 # - **The shipped priors did not fix it** (panel c; `notes/claims_2000_h200/`, 8 prompts ×
 #   3 seeds, 2,000 steps): SDS's mean ΔE is 22.9 [20.3, 25.4] against 20.0 with the old priors
 #   at 500 steps, SSD's 23.1 against 20.7, VSD's 24.7 against 23.2, IoU unchanged (SDS 0.884);
