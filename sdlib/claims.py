@@ -580,6 +580,46 @@ def final_quality(runs: Sequence[Run], metrics: Sequence[str] = METRICS,
     return out
 
 
+def as_variant(runs: Sequence[Run], variant: str) -> list[Run]:
+    """``runs`` relabelled as the variant ``variant`` (e.g. ``"batch_size=8"``) of their method,
+    so that :func:`steps_to_threshold` and :func:`final_quality` pair them with the method's
+    plain runs of the same (prompt, seed) from another sweep (a ``--set`` override is not part of
+    a run's label: the sweep that ran it had no reference).
+
+    >>> [r.label for r in as_variant([Run("x", "p", "sds", 0, "", True, 1, 1.0)], "batch_size=8")]
+    ['sds:batch_size=8']
+    """
+    if not variant or "=" not in variant:
+        raise ValueError(f"as_variant: variant {variant!r} must be key=value[,key=value...]")
+    return [replace(r, variant=variant, run_id=f"{r.run_id}__{variant}") for r in runs]
+
+
+def as_reference(runs: Sequence[Run], variant: str) -> list[Run]:
+    """``runs`` with the variant ``variant`` relabelled as its method's plain runs (the inverse of
+    :func:`as_variant`), so that :func:`steps_to_threshold` and :func:`final_quality` measure the
+    other variants against it on the same (prompt, seed): in the colour grid, whose two arms are
+    both variants, ``as_reference(runs, "pullback=latent")`` makes the preset's arm the reference.
+
+    >>> rs = [Run("x", "p", "sds", 0, "pullback=latent", True, 1, 1.0)]
+    >>> [r.label for r in as_reference(rs, "pullback=latent")]
+    ['SDS']
+    """
+    if not any(r.variant == variant for r in runs):
+        raise ValueError(f"as_reference: no run has the variant {variant!r}; the runs have "
+                         f"{sorted({r.variant for r in runs})}")
+    return [replace(r, variant="") if r.variant == variant else r for r in runs]
+
+
+def variant_pairs(runs: Sequence[Run], a: str, b: str) -> dict[tuple[str, int], dict[str, Run]]:
+    """The finished runs of the variants ``a`` and ``b`` paired by (prompt, seed), in prompt
+    order: ``{(prompt, seed): {a: Run, b: Run}}``; pairs missing either arm are left out."""
+    out: dict[tuple[str, int], dict[str, Run]] = {}
+    for r in runs:
+        if r.done and r.variant in (a, b):
+            out.setdefault(r.pair, {})[r.variant] = r
+    return {p: d for p, d in sorted(out.items()) if {a, b} <= set(d)}
+
+
 # ---------------------------------------------------------------------- ablations
 ABLATIONS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "guidance scale (SDS)": ("sds", "guidance_scale=7.5",
@@ -689,17 +729,7 @@ def ablation_figure(table: dict[str, dict[str, dict[str, Any]]],
     return fig
 
 
-# ---------------------------------------------------------------------- efficiency
-
-def variant_pairs(runs: Sequence[Run], a: str, b: str) -> dict[tuple[str, int], dict[str, Run]]:
-    """The finished runs of the variants ``a`` and ``b`` paired by (prompt, seed), in prompt
-    order: ``{(prompt, seed): {a: Run, b: Run}}``; pairs missing either arm are left out."""
-    out: dict[tuple[str, int], dict[str, Run]] = {}
-    for r in runs:
-        if r.done and r.variant in (a, b):
-            out.setdefault(r.pair, {})[r.variant] = r
-    return {p: d for p, d in sorted(out.items()) if {a, b} <= set(d)}
-
+# ---------------------------------------------------------------------- the colour grid
 
 def pullback_figure(runs: Sequence[Run], a: str = "pullback=latent",
                     b: str = "pullback=decoded", title: str = "") -> Any:
@@ -756,6 +786,8 @@ def pullback_figure(runs: Sequence[Run], a: str = "pullback=latent",
     fig.tight_layout()
     return fig
 
+
+# ---------------------------------------------------------------------- efficiency
 
 def efficiency_table(runs: Sequence[Run]) -> dict[str, dict[str, Any]]:
     """Variance per UNet evaluation of each design relative to SDS's, over the probed θs.
@@ -1021,36 +1053,6 @@ BATCH8_SWEEP = COMMITTED.parent.parent / "batch8_h200" / "runs.json.gz"
 """The committed batch-size control (notebook 44, section 5): SDS at batch 8, seed 0, the 8
 benchmark prompts, 2,000 steps (``--set batch_size=8``); its run ids equal the preset's SDS runs'
 in :data:`CONVERGENCE`, so :func:`as_variant` relabels them before pairing."""
-
-
-def as_variant(runs: Sequence[Run], variant: str) -> list[Run]:
-    """``runs`` relabelled as the variant ``variant`` (e.g. ``"batch_size=8"``) of their method,
-    so that :func:`steps_to_threshold` and :func:`final_quality` pair them with the method's
-    plain runs of the same (prompt, seed) from another sweep (a ``--set`` override is not part of
-    a run's label: the sweep that ran it had no reference).
-
-    >>> [r.label for r in as_variant([Run("x", "p", "sds", 0, "", True, 1, 1.0)], "batch_size=8")]
-    ['sds:batch_size=8']
-    """
-    if not variant or "=" not in variant:
-        raise ValueError(f"as_variant: variant {variant!r} must be key=value[,key=value...]")
-    return [replace(r, variant=variant, run_id=f"{r.run_id}__{variant}") for r in runs]
-
-
-def as_reference(runs: Sequence[Run], variant: str) -> list[Run]:
-    """``runs`` with the variant ``variant`` relabelled as its method's plain runs (the inverse of
-    :func:`as_variant`), so that :func:`steps_to_threshold` and :func:`final_quality` measure the
-    other variants against it on the same (prompt, seed): in the colour grid, whose two arms are
-    both variants, ``as_reference(runs, "pullback=latent")`` makes the preset's arm the reference.
-
-    >>> rs = [Run("x", "p", "sds", 0, "pullback=latent", True, 1, 1.0)]
-    >>> [r.label for r in as_reference(rs, "pullback=latent")]
-    ['SDS']
-    """
-    if not any(r.variant == variant for r in runs):
-        raise ValueError(f"as_reference: no run has the variant {variant!r}; the runs have "
-                         f"{sorted({r.variant for r in runs})}")
-    return [replace(r, variant="") if r.variant == variant else r for r in runs]
 
 
 def resolve_sweep(sweep: str | Path = "", smoke: bool = False,
